@@ -1,0 +1,345 @@
+/**
+ * @module grpc
+ * One adapter between DIVS services and gRPC, used by every process:
+ * - handlers are plain async functions; a thrown {@link DivsError} becomes its gRPC status with
+ *   the DIVS code in `divs-error-code` trailing metadata and in the status details;
+ *   anything else becomes INTERNAL without leaking its message (logged locally);
+ * - request bytes that do not decode become INVALID_ARGUMENT / MALFORMED_MESSAGE, and requests
+ *   over the size limit RESOURCE_EXHAUSTED / MESSAGE_TOO_LARGE, both before any handler runs;
+ * - every server gets gRPC health checking and server reflection.
+ */
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import { DivsError, isErrorCode, type ErrorCode } from '../../protocol/src/errors.ts';
+import { silentLogger, type Logger } from './log.ts';
+
+export const ERROR_CODE_KEY = 'divs-error-code';
+export const TRACE_ID_KEY = 'x-divs-trace-id';
+/** Default largest request a DIVS server accepts. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
+
+/** Marker a wrapped deserializer returns instead of throwing. */
+class BadRequest {
+  readonly code: ErrorCode;
+  readonly message: string;
+  constructor(code: ErrorCode, message: string) {
+    this.code = code;
+    this.message = message;
+  }
+}
+
+export type CallContext = {
+  metadata: grpc.Metadata;
+  peer: string;
+  /** TLS peer certificate when the connection is mTLS. */
+  peerCertificate: () => Buffer | undefined;
+  cancelled: () => boolean;
+  signal: AbortSignal;
+  log: Logger;
+};
+
+export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
+export type ServerStreamHandler<Req, Res> = (req: Req, send: (msg: Res) => Promise<void>, ctx: CallContext) => Promise<void>;
+export type ClientStreamHandler<Req, Res> = (reqs: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>;
+export type BidiStreamHandler<Req, Res> = (reqs: AsyncIterable<Req>, send: (msg: Res) => Promise<void>, ctx: CallContext) => Promise<void>;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyHandler = UnaryHandler<any, any> | ServerStreamHandler<any, any> | ClientStreamHandler<any, any> | BidiStreamHandler<any, any>;
+
+/** Handlers for a ts-proto service definition, keyed by its method names. */
+export type Handlers<D extends grpc.ServiceDefinition> = {
+  [K in keyof D]: D[K] extends grpc.MethodDefinition<infer Req, infer Res>
+    ? D[K]['requestStream'] extends true
+      ? D[K]['responseStream'] extends true
+        ? BidiStreamHandler<Req, Res>
+        : ClientStreamHandler<Req, Res>
+      : D[K]['responseStream'] extends true
+        ? ServerStreamHandler<Req, Res>
+        : UnaryHandler<Req, Res>
+    : never;
+};
+
+/** Converts any thrown value into a gRPC status object; logs unexpected ones. */
+export function toServiceError(err: unknown, log: Logger): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (err instanceof DivsError) {
+    metadata.set(ERROR_CODE_KEY, err.code);
+    if (err.code === 'INTERNAL') log.error({ err, cause: err.cause }, 'internal error');
+    return { code: err.grpcCode, details: `${err.code}: ${err.message}`, metadata };
+  }
+  if (err instanceof BadRequest) {
+    const e = new DivsError(err.code, err.message);
+    metadata.set(ERROR_CODE_KEY, e.code);
+    return { code: e.grpcCode, details: `${e.code}: ${e.message}`, metadata };
+  }
+  log.error({ err }, 'unexpected error in handler');
+  metadata.set(ERROR_CODE_KEY, 'INTERNAL');
+  return { code: grpc.status.INTERNAL, details: 'INTERNAL: internal error', metadata };
+}
+
+function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, log: Logger): CallContext {
+  const ac = new AbortController();
+  (call as unknown as NodeJS.EventEmitter).on('cancelled', () => ac.abort());
+  const traceId = call.metadata.get(TRACE_ID_KEY)[0];
+  return {
+    metadata: call.metadata,
+    peer: call.getPeer(),
+    peerCertificate: () => {
+      const auth = call.getAuthContext?.();
+      return auth?.sslPeerCertificate?.raw;
+    },
+    cancelled: () => ac.signal.aborted,
+    signal: ac.signal,
+    log: traceId ? log.child({ traceId: String(traceId) }) : log,
+  };
+}
+
+function writer<Res>(call: grpc.ServerWritableStream<unknown, Res> | grpc.ServerDuplexStream<unknown, Res>, signal: AbortSignal) {
+  return (msg: Res): Promise<void> =>
+    new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(new DivsError('UNAVAILABLE', 'call cancelled'));
+      // back-pressure: wait for drain when the transport buffer is full
+      if (call.write(msg)) return resolve();
+      const onDrain = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        call.off('drain', onDrain);
+        reject(new DivsError('UNAVAILABLE', 'call cancelled'));
+      };
+      call.once('drain', onDrain);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+}
+
+async function* requests<Req>(call: grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
+  for await (const msg of call as AsyncIterable<Req | BadRequest>) {
+    if (msg instanceof BadRequest) throw msg;
+    yield msg as Req;
+  }
+}
+
+/** Wraps one handler into grpc-js form. */
+function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log: Logger): grpc.UntypedHandleCall {
+  const name = def.path;
+  const l = log.child({ rpc: name });
+  if (!def.requestStream && !def.responseStream) {
+    return (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const ctx = contextOf(call, l);
+      if (call.request instanceof BadRequest) return cb(toServiceError(call.request, l));
+      Promise.resolve()
+        .then(() => (fn as UnaryHandler<unknown, unknown>)(call.request, ctx))
+        .then((res) => cb(null, res), (err: unknown) => cb(toServiceError(err, l)));
+    };
+  }
+  if (!def.requestStream && def.responseStream) {
+    return (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      const ctx = contextOf(call, l);
+      const fail = (err: unknown) => {
+        if (!ctx.cancelled()) call.emit('error', toServiceError(err, l));
+      };
+      if (call.request instanceof BadRequest) return fail(call.request);
+      Promise.resolve()
+        .then(() => (fn as ServerStreamHandler<unknown, unknown>)(call.request, writer(call, ctx.signal), ctx))
+        .then(() => {
+          if (!ctx.cancelled()) call.end();
+        }, fail);
+    };
+  }
+  if (def.requestStream && !def.responseStream) {
+    return (call: grpc.ServerReadableStream<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const ctx = contextOf(call, l);
+      Promise.resolve()
+        .then(() => (fn as ClientStreamHandler<unknown, unknown>)(requests(call), ctx))
+        .then((res) => cb(null, res), (err: unknown) => cb(toServiceError(err, l)));
+    };
+  }
+  return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+    const ctx = contextOf(call, l);
+    Promise.resolve()
+      .then(() => (fn as BidiStreamHandler<unknown, unknown>)(requests(call), writer(call, ctx.signal), ctx))
+      .then(
+        () => {
+          if (!ctx.cancelled()) call.end();
+        },
+        (err: unknown) => {
+          if (!ctx.cancelled()) call.emit('error', toServiceError(err, l));
+        },
+      );
+  };
+}
+
+/** Copies a service definition with deserializers that never throw and enforce a size limit. */
+function guardDefinition(def: grpc.ServiceDefinition, maxBytes: number): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [k, m] of Object.entries(def)) {
+    const md = m as grpc.MethodDefinition<unknown, unknown>;
+    out[k] = {
+      ...md,
+      requestDeserialize: (buf: Buffer) => {
+        if (buf.length > maxBytes) return new BadRequest('MESSAGE_TOO_LARGE', `request of ${buf.length} bytes exceeds the limit of ${maxBytes}`);
+        try {
+          return md.requestDeserialize(buf);
+        } catch (e) {
+          // the bytes are attacker-controlled: any decoder failure is the client's fault
+          return new BadRequest('MALFORMED_MESSAGE', `request does not decode as ${md.path}: ${(e as Error).message}`);
+        }
+      },
+    };
+  }
+  return out;
+}
+
+export interface RpcServerOptions {
+  log?: Logger;
+  /** Largest accepted request (bytes). */
+  maxMessageBytes?: number;
+  credentials?: grpc.ServerCredentials;
+  /** Proto files (relative to proto/) to expose through server reflection. */
+  protoFiles?: string[];
+}
+
+/** A gRPC server with DIVS error mapping, health checking and reflection. */
+export class RpcServer {
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  readonly log: Logger;
+  #maxBytes: number;
+  #credentials: grpc.ServerCredentials;
+  #services: string[] = [];
+  port = 0;
+
+  constructor(opts: RpcServerOptions = {}) {
+    this.log = opts.log ?? silentLogger;
+    this.#maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
+    this.server = new grpc.Server({
+      // the guard enforces the real limit with a coded error; grpc-js stops anything far larger
+      'grpc.max_receive_message_length': this.#maxBytes * 4 + 1024,
+      'grpc.max_send_message_length': 64 * 1024 * 1024,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    this.health = new HealthImplementation({ '': 'NOT_SERVING' });
+    this.health.addToServer(this.server);
+    const files = opts.protoFiles ?? [];
+    if (files.length > 0) {
+      const pkg = protoLoader.loadSync(files, { includeDirs: [PROTO_DIR], keepCase: true, longs: String, enums: String, defaults: true });
+      new ReflectionService(pkg).addToServer(this.server);
+    }
+  }
+
+  /** Adds a ts-proto service definition with typed handlers. */
+  add<D extends grpc.ServiceDefinition>(definition: D, handlers: Handlers<D>): this {
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const [k, def] of Object.entries(definition)) {
+      const fn = (handlers as Record<string, AnyHandler>)[k];
+      if (!fn) throw new Error(`missing handler for ${def.path}`);
+      impl[k] = adapt(def as grpc.MethodDefinition<unknown, unknown>, fn, this.log);
+    }
+    this.server.addService(guardDefinition(definition, this.#maxBytes), impl);
+    const first = Object.values(definition)[0] as grpc.MethodDefinition<unknown, unknown> | undefined;
+    if (first) this.#services.push(first.path.split('/')[1] as string);
+    return this;
+  }
+
+  /** Binds (port 0 = any free port), starts, and marks every service SERVING. */
+  async listen(host = '127.0.0.1', port = 0): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, this.#credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.setServing('SERVING');
+    return this.port;
+  }
+
+  setServing(status: ServingStatus): void {
+    this.health.setStatus('', status);
+    for (const s of this.#services) this.health.setStatus(s, status);
+  }
+
+  /** Graceful stop: refuses new calls, waits up to `graceMs` for running ones, then forces. */
+  async close(graceMs = 2000): Promise<void> {
+    this.setServing('NOT_SERVING');
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
+
+// ---------------------------------------------------------------- client side
+
+/** Turns a gRPC client error into a DivsError (code from trailing metadata when present). */
+export function fromServiceError(err: unknown): DivsError {
+  if (err instanceof DivsError) return err;
+  const e = err as Partial<grpc.ServiceError>;
+  const raw = e.metadata?.get(ERROR_CODE_KEY)[0];
+  const details = e.details ?? (err as Error)?.message ?? 'unknown error';
+  if (typeof raw === 'string' && isErrorCode(raw)) {
+    const msg = details.startsWith(`${raw}: `) ? details.slice(raw.length + 2) : details;
+    return new DivsError(raw, msg, { cause: err });
+  }
+  switch (e.code) {
+    case grpc.status.UNAVAILABLE:
+      return new DivsError('UNAVAILABLE', details, { cause: err });
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new DivsError('TIMEOUT', details, { cause: err });
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new DivsError('MESSAGE_TOO_LARGE', details, { cause: err });
+    case grpc.status.UNAUTHENTICATED:
+      return new DivsError('UNAUTHENTICATED', details, { cause: err });
+    case grpc.status.PERMISSION_DENIED:
+      return new DivsError('PERMISSION_DENIED', details, { cause: err });
+    default:
+      return new DivsError('INTERNAL', details, { cause: err });
+  }
+}
+
+type UnaryMethod<Req, Res> = (req: Req, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall;
+
+export interface CallOpts {
+  /** Milliseconds until the call fails with TIMEOUT. */
+  timeoutMs?: number;
+  metadata?: grpc.Metadata;
+}
+
+/** Promise form of a unary client method; errors arrive as DivsError. */
+export function unary<Req, Res>(client: grpc.Client, method: UnaryMethod<Req, Res>, req: Req, opts: CallOpts = {}): Promise<Res> {
+  const md = opts.metadata ?? new grpc.Metadata();
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  return new Promise((resolve, reject) => {
+    method.call(client, req, md, { deadline }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+  });
+}
+
+/** Async iteration over a server stream; errors arrive as DivsError. */
+export async function* serverStream<Res>(stream: grpc.ClientReadableStream<Res>): AsyncIterable<Res> {
+  try {
+    for await (const msg of stream as AsyncIterable<Res>) yield msg;
+  } catch (e) {
+    throw fromServiceError(e);
+  }
+}
+
+export type ClientCtor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C;
+
+/** Makes a client for a `host:port` address (insecure unless credentials are given). */
+export function makeClient<C>(ctor: ClientCtor<C>, address: string, credentials?: grpc.ChannelCredentials): C {
+  return new ctor(address.replace(/^grpc:\/\//, ''), credentials ?? grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+}
+
+export { grpc };

@@ -1,0 +1,93 @@
+/**
+ * @module bytes
+ * Byte helpers, SHA-256, and the pre-authentication encoding every DIVS signature covers.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { fail } from './errors.ts';
+
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return new Uint8Array(h.digest().buffer.slice(0)) as Uint8Array;
+}
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && (a.length === 0 || timingSafeEqual(a, b));
+}
+
+export function toHex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+export function fromHex(s: string, label = 'hex'): Uint8Array {
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) fail('INVALID_ARGUMENT', `${label}: not a hex string`);
+  return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+export function toBase64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
+
+export function fromBase64(s: string, label = 'base64'): Uint8Array {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) fail('INVALID_ARGUMENT', `${label}: not base64`);
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+export function u64be(n: number | bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n));
+  return out;
+}
+
+/** Checks that a value is a Uint8Array of an expected length, with a labelled coded error. */
+export function abytes(value: unknown, label: string, ...lengths: number[]): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail('INVALID_ARGUMENT', `${label}: expected bytes`);
+  if (lengths.length > 0 && !lengths.includes(value.length)) {
+    fail('INVALID_ARGUMENT', `${label}: expected ${lengths.join(' or ')} bytes, got ${value.length}`);
+  }
+  return value;
+}
+
+const MAGIC = utf8('DIVSv1');
+
+/**
+ * Pre-authentication encoding (DSSE style) over exact bytes:
+ * `"DIVSv1" || u16be(len(type)) || type || u64be(len(payload)) || payload`.
+ * `type` names what is signed (e.g. "divs/registration"), so a signature over one kind of
+ * object can never be replayed as another.
+ */
+export function pae(type: string, payload: Uint8Array): Uint8Array {
+  const t = utf8(type);
+  if (t.length === 0 || t.length > 0xffff) fail('INVALID_ARGUMENT', 'pae: bad type');
+  const len = new Uint8Array(2);
+  new DataView(len.buffer).setUint16(0, t.length);
+  return concat(MAGIC, len, t, u64be(payload.length), payload);
+}
+
+/** Signature domains: one per signed object type. */
+export const Domain = {
+  registration: 'divs/registration',
+  endorsement: 'divs/endorsement',
+  endorsementSummary: 'divs/endorsement-summary',
+  checkpoint: 'divs/checkpoint',
+  ueChallenge: 'divs/ue-challenge',
+  record: 'divs/record',
+  recordBatch: 'divs/record-batch',
+  report: 'divs/verification-report',
+  attestation: 'divs/attestation',
+  cosignature: 'divs/cosignature',
+} as const;
