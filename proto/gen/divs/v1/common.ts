@@ -220,6 +220,8 @@ export interface BlockHeader {
  */
 export interface SignedCheckpoint {
   note: string;
+  /** Certificate chain (DER, leaf first) of the note's first signer; its key verifies the note. */
+  certChain: Buffer[];
 }
 
 export interface InclusionProof {
@@ -242,6 +244,45 @@ export interface LatestProof {
   /** Bit i set: sibling at depth i is non-empty and present in siblings (in depth order). */
   bitmap: Buffer;
   siblings: Buffer[];
+}
+
+/**
+ * What a UE signs for one piece of application data (VER-1). The record hash is SHA-256 over
+ * the exact RecordBody bytes (never over the signature), so the per-UE chain links contents.
+ */
+export interface RecordBody {
+  identity?:
+    | UeIdentity
+    | undefined;
+  /** Per-UE sequence number, starting at 1, without gaps. */
+  sequence: number;
+  /** Hash of the previous record's body; 32 zero bytes for sequence 1. */
+  previousHash: Buffer;
+  /** Signature time claimed by the UE, milliseconds since the Unix epoch. */
+  timestampMs: number;
+  payload: Buffer;
+  /** Media type of payload, e.g. "application/json". */
+  contentType: string;
+  /** The latest endorsement the UE knew when signing (tx ID + entry address). */
+  endorsement?: TxRef | undefined;
+}
+
+/** Batch signing (beyond Y.2247): the UE signs once over the RFC 9162 root of many bodies. */
+export interface BatchProof {
+  /** Index of this record's body in the batch and the batch size. */
+  index: number;
+  size: number;
+  /** Inclusion path of this body's leaf up to the batch root. */
+  path: Buffer[];
+  root: Buffer;
+}
+
+/** A signed record as sent to an aggregator: exact body bytes + signature + optional batch proof. */
+export interface SignedRecord {
+  body: Buffer;
+  /** Over PAE("divs/record", body), or over PAE("divs/record-batch", root || u64 size) in batch mode. */
+  signature: Buffer;
+  batch?: BatchProof | undefined;
 }
 
 function createBaseUeIdentity(): UeIdentity {
@@ -1413,13 +1454,16 @@ export const BlockHeader: MessageFns<BlockHeader> = {
 };
 
 function createBaseSignedCheckpoint(): SignedCheckpoint {
-  return { note: "" };
+  return { note: "", certChain: [] };
 }
 
 export const SignedCheckpoint: MessageFns<SignedCheckpoint> = {
   encode(message: SignedCheckpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.note !== "") {
       writer.uint32(10).string(message.note);
+    }
+    for (const v of message.certChain) {
+      writer.uint32(18).bytes(v!);
     }
     return writer;
   },
@@ -1445,6 +1489,14 @@ export const SignedCheckpoint: MessageFns<SignedCheckpoint> = {
             message.note = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.certChain.push(Buffer.from(reader.bytes()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1463,6 +1515,7 @@ export const SignedCheckpoint: MessageFns<SignedCheckpoint> = {
   fromPartial<I extends Exact<DeepPartial<SignedCheckpoint>, I>>(object: I): SignedCheckpoint {
     const message = createBaseSignedCheckpoint();
     message.note = object.note ?? "";
+    message.certChain = object.certChain?.map((e) => e) || [];
     return message;
   },
 };
@@ -1712,6 +1765,317 @@ export const LatestProof: MessageFns<LatestProof> = {
     message.value = object.value ?? Buffer.alloc(0);
     message.bitmap = object.bitmap ?? Buffer.alloc(0);
     message.siblings = object.siblings?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRecordBody(): RecordBody {
+  return {
+    identity: undefined,
+    sequence: 0,
+    previousHash: Buffer.alloc(0),
+    timestampMs: 0,
+    payload: Buffer.alloc(0),
+    contentType: "",
+    endorsement: undefined,
+  };
+}
+
+export const RecordBody: MessageFns<RecordBody> = {
+  encode(message: RecordBody, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.identity !== undefined) {
+      UeIdentity.encode(message.identity, writer.uint32(10).fork()).join();
+    }
+    if (message.sequence !== 0) {
+      writer.uint32(16).uint64(message.sequence);
+    }
+    if (message.previousHash.length !== 0) {
+      writer.uint32(26).bytes(message.previousHash);
+    }
+    if (message.timestampMs !== 0) {
+      writer.uint32(32).int64(message.timestampMs);
+    }
+    if (message.payload.length !== 0) {
+      writer.uint32(42).bytes(message.payload);
+    }
+    if (message.contentType !== "") {
+      writer.uint32(50).string(message.contentType);
+    }
+    if (message.endorsement !== undefined) {
+      TxRef.encode(message.endorsement, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RecordBody {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRecordBody();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.identity = UeIdentity.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousHash = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.timestampMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.payload = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.contentType = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.endorsement = TxRef.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RecordBody>, I>>(base?: I): RecordBody {
+    return RecordBody.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RecordBody>, I>>(object: I): RecordBody {
+    const message = createBaseRecordBody();
+    message.identity = (object.identity !== undefined && object.identity !== null)
+      ? UeIdentity.fromPartial(object.identity)
+      : undefined;
+    message.sequence = object.sequence ?? 0;
+    message.previousHash = object.previousHash ?? Buffer.alloc(0);
+    message.timestampMs = object.timestampMs ?? 0;
+    message.payload = object.payload ?? Buffer.alloc(0);
+    message.contentType = object.contentType ?? "";
+    message.endorsement = (object.endorsement !== undefined && object.endorsement !== null)
+      ? TxRef.fromPartial(object.endorsement)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchProof(): BatchProof {
+  return { index: 0, size: 0, path: [], root: Buffer.alloc(0) };
+}
+
+export const BatchProof: MessageFns<BatchProof> = {
+  encode(message: BatchProof, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint64(message.index);
+    }
+    if (message.size !== 0) {
+      writer.uint32(16).uint64(message.size);
+    }
+    for (const v of message.path) {
+      writer.uint32(26).bytes(v!);
+    }
+    if (message.root.length !== 0) {
+      writer.uint32(34).bytes(message.root);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchProof {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchProof();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.path.push(Buffer.from(reader.bytes()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.root = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BatchProof>, I>>(base?: I): BatchProof {
+    return BatchProof.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchProof>, I>>(object: I): BatchProof {
+    const message = createBaseBatchProof();
+    message.index = object.index ?? 0;
+    message.size = object.size ?? 0;
+    message.path = object.path?.map((e) => e) || [];
+    message.root = object.root ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseSignedRecord(): SignedRecord {
+  return { body: Buffer.alloc(0), signature: Buffer.alloc(0), batch: undefined };
+}
+
+export const SignedRecord: MessageFns<SignedRecord> = {
+  encode(message: SignedRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.body.length !== 0) {
+      writer.uint32(10).bytes(message.body);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(18).bytes(message.signature);
+    }
+    if (message.batch !== undefined) {
+      BatchProof.encode(message.batch, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.body = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.batch = BatchProof.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SignedRecord>, I>>(base?: I): SignedRecord {
+    return SignedRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedRecord>, I>>(object: I): SignedRecord {
+    const message = createBaseSignedRecord();
+    message.body = object.body ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    message.batch = (object.batch !== undefined && object.batch !== null)
+      ? BatchProof.fromPartial(object.batch)
+      : undefined;
     return message;
   },
 };
