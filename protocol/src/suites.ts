@@ -11,15 +11,21 @@
  * Policy (decided explicitly, tested against Wycheproof): high-S ECDSA signatures are valid
  * (standard ECDSA; our signers emit low-S, and record identity never depends on signature
  * bytes, so malleability cannot fork a record); Ed25519 verification is strict RFC 8032
- * (canonical S and point encodings), which is what OpenSSL does.
+ * (canonical S and point encodings), which is what OpenSSL does. Wycheproof `acceptable`
+ * cases are decided by that policy (see protocol/test/suites.test.ts): high-S and the other
+ * ECDSA `acceptable` flags accept, Ed25519 `acceptable` cases reject.
+ *
+ * Inputs are hostile: verifiers answer `false` on anything malformed or of the wrong type
+ * (including a key of another suite than the one named); signers and importers throw a coded
+ * {@link DivsError} (INVALID_ARGUMENT, INVALID_PUBLIC_KEY, UNSUPPORTED_SUITE, SUITE_MISMATCH).
  */
-import { createPublicKey, createPrivateKey, sign as nodeSignRaw, verify as nodeVerifyRaw, type KeyObject } from 'node:crypto';
+import { createPublicKey, createPrivateKey, sign as nodeSignRaw, verify as nodeVerifyRaw, KeyObject } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { SignatureSuite } from '../../proto/gen/divs/v1/common.ts';
 import { DivsError, fail } from './errors.ts';
-import { pae } from './bytes.ts';
+import { abytes, pae } from './bytes.ts';
 
 export { SignatureSuite };
 export type Suite = SignatureSuite;
@@ -74,16 +80,33 @@ export function generateSecretKey(suite: Suite): Uint8Array {
   return ecdsa(suite).curve.utils.randomSecretKey();
 }
 
-/** Public key for a secret key (compressed SEC1 for ECDSA). */
+/** Public key for a secret key (compressed SEC1 for ECDSA). Throws INVALID_ARGUMENT on a bad key. */
 export function publicKeyOf(suite: Suite, secretKey: Uint8Array): Uint8Array {
-  if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return ed25519.getPublicKey(secretKey);
-  return ecdsa(suite).curve.getPublicKey(secretKey, true);
+  assertSuite(suite);
+  abytes(secretKey, 'secretKey', 32);
+  try {
+    if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return ed25519.getPublicKey(secretKey);
+    return ecdsa(suite).curve.getPublicKey(secretKey, true);
+  } catch (e) {
+    // ECDSA scalars must be in [1, n): noble throws a plain Error for 0 or >= n
+    fail('INVALID_ARGUMENT', `secretKey: not a valid ${suiteName(suite)} secret key`, e);
+  }
 }
 
-/** Signs `msg` (hashing it with SHA-256 for ECDSA); ECDSA output is low-S P1363. */
+/**
+ * Signs `msg` (hashing it with SHA-256 for ECDSA); ECDSA output is low-S P1363.
+ * Throws INVALID_ARGUMENT on a bad key or message, UNSUPPORTED_SUITE on an unknown suite.
+ */
 export function nobleSign(suite: Suite, secretKey: Uint8Array, msg: Uint8Array): Uint8Array {
-  if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return ed25519.sign(msg, secretKey);
-  return ecdsa(suite).curve.sign(msg, secretKey, { lowS: true, format: 'compact' });
+  assertSuite(suite);
+  abytes(secretKey, 'secretKey', 32);
+  abytes(msg, 'msg');
+  try {
+    if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return ed25519.sign(msg, secretKey);
+    return ecdsa(suite).curve.sign(msg, secretKey, { lowS: true, format: 'compact' });
+  } catch (e) {
+    fail('INVALID_ARGUMENT', `secretKey: not a valid ${suiteName(suite)} secret key`, e);
+  }
 }
 
 /** Verifies with noble. Never throws on malformed input: answers false. */
@@ -145,9 +168,9 @@ function derInt(b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Converts a 64-byte P1363 ECDSA signature to DER; null when the length is wrong. */
+/** Converts a 64-byte P1363 ECDSA signature to DER; null when it is not 64 bytes. */
 export function p1363ToDer(sig: Uint8Array): Uint8Array | null {
-  if (sig.length !== 64) return null;
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return null;
   const r = derInt(sig.subarray(0, 32));
   const s = derInt(sig.subarray(32, 64));
   const out = new Uint8Array(2 + r.length + s.length);
@@ -164,6 +187,12 @@ export function p1363ToDer(sig: Uint8Array): Uint8Array | null {
  */
 export function nodeVerify(suite: Suite, key: KeyObject, msg: Uint8Array, sig: Uint8Array, encoding: SigEncoding = 'p1363'): boolean {
   try {
+    // node:crypto would also accept strings (as UTF-8) and DataViews: noble does not, and
+    // both implementations must give the same answer
+    if (!(msg instanceof Uint8Array) || !(sig instanceof Uint8Array)) return false;
+    // OpenSSL verifies with whatever key it is given: a P-256 key under the secp256k1 suite,
+    // or an EC key with the Ed25519 suite's null digest, would otherwise verify
+    if (keySuite(key) !== suite) return false;
     if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) {
       return sig.length === 64 && nodeVerifyRaw(null, msg, key, sig);
     }
@@ -177,9 +206,17 @@ export function nodeVerify(suite: Suite, key: KeyObject, msg: Uint8Array, sig: U
   }
 }
 
-/** Signs with a node private KeyObject (AS, gateway); ECDSA output is P1363. */
+/**
+ * Signs with a node private KeyObject (AS, gateway); ECDSA output is P1363. Throws
+ * INVALID_ARGUMENT for a missing/public key or non-byte message, SUITE_MISMATCH when the key
+ * belongs to another suite.
+ */
 export function nodeSign(suite: Suite, key: KeyObject, msg: Uint8Array): Uint8Array {
   assertSuite(suite);
+  if (!(key instanceof KeyObject) || key.type !== 'private') fail('INVALID_ARGUMENT', 'nodeSign: expected a private KeyObject');
+  abytes(msg, 'msg');
+  const keys = keySuite(key);
+  if (keys !== suite) fail('SUITE_MISMATCH', `nodeSign: key is ${keys === null ? 'of no supported suite' : suiteName(keys)}, not ${suiteName(suite)}`);
   if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return new Uint8Array(nodeSignRaw(null, msg, key));
   return new Uint8Array(nodeSignRaw('sha256', msg, { key, dsaEncoding: 'ieee-p1363' }));
 }
@@ -193,19 +230,44 @@ export function importPrivateKey(pem: string | Uint8Array): KeyObject {
   }
 }
 
-/** Suite of a node key object (for AS/gateway keys loaded from PEM). */
-export function suiteOfKeyObject(key: KeyObject): Suite {
-  if (key.asymmetricKeyType === 'ed25519') return SignatureSuite.SIGNATURE_SUITE_ED25519;
-  if (key.asymmetricKeyType === 'ec') {
-    const c = key.asymmetricKeyDetails?.namedCurve;
-    if (c === 'prime256v1' || c === 'P-256') return SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256;
-    if (c === 'secp256k1') return SignatureSuite.SIGNATURE_SUITE_ECDSA_SECP256K1_SHA256;
+// Suite of each KeyObject seen, cached: `asymmetricKeyDetails` builds a fresh object on every
+// read (~1 µs), and nodeVerify checks the key's suite on every call.
+const keySuites = new WeakMap<KeyObject, Suite | null>();
+
+/** Suite of a public or private KeyObject; null for anything else (never throws). */
+function keySuite(key: unknown): Suite | null {
+  if (!(key instanceof KeyObject)) return null;
+  let s = keySuites.get(key);
+  if (s === undefined) {
+    s = null;
+    if (key.asymmetricKeyType === 'ed25519') s = SignatureSuite.SIGNATURE_SUITE_ED25519;
+    else if (key.asymmetricKeyType === 'ec') {
+      const c = key.asymmetricKeyDetails?.namedCurve;
+      if (c === 'prime256v1' || c === 'P-256') s = SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256;
+      else if (c === 'secp256k1') s = SignatureSuite.SIGNATURE_SUITE_ECDSA_SECP256K1_SHA256;
+    }
+    keySuites.set(key, s);
   }
-  fail('UNSUPPORTED_SUITE', `unsupported key type ${key.asymmetricKeyType ?? '?'}`);
+  return s;
+}
+
+/**
+ * Suite of a node key object (for AS/gateway keys loaded from PEM). Throws INVALID_ARGUMENT for
+ * a non-KeyObject, UNSUPPORTED_SUITE for a key of another type or curve.
+ */
+export function suiteOfKeyObject(key: KeyObject): Suite {
+  if (!(key instanceof KeyObject)) fail('INVALID_ARGUMENT', 'expected a KeyObject');
+  const s = keySuite(key);
+  if (s === null) {
+    const what = key.asymmetricKeyType === 'ec' ? `ec ${key.asymmetricKeyDetails?.namedCurve ?? '?'}` : (key.asymmetricKeyType ?? key.type);
+    fail('UNSUPPORTED_SUITE', `unsupported key type ${what}`);
+  }
+  return s;
 }
 
 /** Raw public key bytes (compressed SEC1 / raw Ed25519) of a node key object. */
 export function rawPublicKey(key: KeyObject): Uint8Array {
+  suiteOfKeyObject(key);
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = pub.export({ format: 'jwk' });
   const x = new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'));
@@ -234,6 +296,8 @@ export function signDomain(signer: Signer, type: string, payload: Uint8Array): U
 
 /** Verifies a domain-separated signature with OpenSSL. */
 export function verifyDomain(suite: Suite, key: KeyObject, type: string, payload: Uint8Array, sig: Uint8Array): boolean {
+  // pae would frame a string's length but copy no bytes of it: never let one through
+  if (!(payload instanceof Uint8Array)) return false;
   return nodeVerify(suite, key, pae(type, payload), sig);
 }
 

@@ -32,9 +32,9 @@ export interface GetBlocksRequest {
 
 export interface GetBlocksResponse {
   /** Exact BlockHeader bytes. */
-  header: Buffer;
+  header: Uint8Array;
   /** Exact LedgerTx bytes of the block's transactions, in order. */
-  txs: Buffer[];
+  txs: Uint8Array[];
 }
 
 export interface GetLedgerInfoRequest {
@@ -115,7 +115,7 @@ export const GetBlocksRequest: MessageFns<GetBlocksRequest> = {
 };
 
 function createBaseGetBlocksResponse(): GetBlocksResponse {
-  return { header: Buffer.alloc(0), txs: [] };
+  return { header: new Uint8Array(0), txs: [] };
 }
 
 export const GetBlocksResponse: MessageFns<GetBlocksResponse> = {
@@ -147,7 +147,7 @@ export const GetBlocksResponse: MessageFns<GetBlocksResponse> = {
               break;
             }
 
-            message.header = Buffer.from(reader.bytes());
+            message.header = reader.bytes();
             continue;
           }
           case 2: {
@@ -155,7 +155,7 @@ export const GetBlocksResponse: MessageFns<GetBlocksResponse> = {
               break;
             }
 
-            message.txs.push(Buffer.from(reader.bytes()));
+            message.txs.push(reader.bytes());
             continue;
           }
         }
@@ -175,7 +175,7 @@ export const GetBlocksResponse: MessageFns<GetBlocksResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<GetBlocksResponse>, I>>(object: I): GetBlocksResponse {
     const message = createBaseGetBlocksResponse();
-    message.header = object.header ?? Buffer.alloc(0);
+    message.header = object.header ?? new Uint8Array(0);
     message.txs = object.txs?.map((e) => e) || [];
     return message;
   },

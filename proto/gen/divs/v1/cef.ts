@@ -131,7 +131,7 @@ export interface SubscriberRecord {
   owner: string;
   geoRestrictions: string[];
   /** 32-byte OTA key shared with the SIM (like SCP80 KID), authenticates device-management traffic. */
-  otaKey: Buffer;
+  otaKey: Uint8Array;
 }
 
 export interface ProvisionBatchRequest {
@@ -222,13 +222,13 @@ export interface GetDeviceConfigRequest {
   identity?: UeIdentity | undefined;
   timestampMs: number;
   /** HMAC-SHA256 with the OTA key over "divs/ota-request" || identity || timestamp. */
-  mac: Buffer;
+  mac: Uint8Array;
 }
 
 export interface GetDeviceConfigResponse {
   /** Exact DeviceConfig bytes and HMAC-SHA256 over them with the OTA key. */
-  config: Buffer;
-  mac: Buffer;
+  config: Uint8Array;
+  mac: Uint8Array;
 }
 
 function createBaseGetAccountStatusRequest(): GetAccountStatusRequest {
@@ -988,7 +988,7 @@ function createBaseSubscriberRecord(): SubscriberRecord {
     endTimeMs: 0,
     owner: "",
     geoRestrictions: [],
-    otaKey: Buffer.alloc(0),
+    otaKey: new Uint8Array(0),
   };
 }
 
@@ -1106,7 +1106,7 @@ export const SubscriberRecord: MessageFns<SubscriberRecord> = {
               break;
             }
 
-            message.otaKey = Buffer.from(reader.bytes());
+            message.otaKey = reader.bytes();
             continue;
           }
         }
@@ -1136,7 +1136,7 @@ export const SubscriberRecord: MessageFns<SubscriberRecord> = {
     message.endTimeMs = object.endTimeMs ?? 0;
     message.owner = object.owner ?? "";
     message.geoRestrictions = object.geoRestrictions?.map((e) => e) || [];
-    message.otaKey = object.otaKey ?? Buffer.alloc(0);
+    message.otaKey = object.otaKey ?? new Uint8Array(0);
     return message;
   },
 };
@@ -2244,7 +2244,7 @@ export const SetDeviceConfigResponse: MessageFns<SetDeviceConfigResponse> = {
 };
 
 function createBaseGetDeviceConfigRequest(): GetDeviceConfigRequest {
-  return { identity: undefined, timestampMs: 0, mac: Buffer.alloc(0) };
+  return { identity: undefined, timestampMs: 0, mac: new Uint8Array(0) };
 }
 
 export const GetDeviceConfigRequest: MessageFns<GetDeviceConfigRequest> = {
@@ -2295,7 +2295,7 @@ export const GetDeviceConfigRequest: MessageFns<GetDeviceConfigRequest> = {
               break;
             }
 
-            message.mac = Buffer.from(reader.bytes());
+            message.mac = reader.bytes();
             continue;
           }
         }
@@ -2319,13 +2319,13 @@ export const GetDeviceConfigRequest: MessageFns<GetDeviceConfigRequest> = {
       ? UeIdentity.fromPartial(object.identity)
       : undefined;
     message.timestampMs = object.timestampMs ?? 0;
-    message.mac = object.mac ?? Buffer.alloc(0);
+    message.mac = object.mac ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseGetDeviceConfigResponse(): GetDeviceConfigResponse {
-  return { config: Buffer.alloc(0), mac: Buffer.alloc(0) };
+  return { config: new Uint8Array(0), mac: new Uint8Array(0) };
 }
 
 export const GetDeviceConfigResponse: MessageFns<GetDeviceConfigResponse> = {
@@ -2357,7 +2357,7 @@ export const GetDeviceConfigResponse: MessageFns<GetDeviceConfigResponse> = {
               break;
             }
 
-            message.config = Buffer.from(reader.bytes());
+            message.config = reader.bytes();
             continue;
           }
           case 2: {
@@ -2365,7 +2365,7 @@ export const GetDeviceConfigResponse: MessageFns<GetDeviceConfigResponse> = {
               break;
             }
 
-            message.mac = Buffer.from(reader.bytes());
+            message.mac = reader.bytes();
             continue;
           }
         }
@@ -2385,8 +2385,8 @@ export const GetDeviceConfigResponse: MessageFns<GetDeviceConfigResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<GetDeviceConfigResponse>, I>>(object: I): GetDeviceConfigResponse {
     const message = createBaseGetDeviceConfigResponse();
-    message.config = object.config ?? Buffer.alloc(0);
-    message.mac = object.mac ?? Buffer.alloc(0);
+    message.config = object.config ?? new Uint8Array(0);
+    message.mac = object.mac ?? new Uint8Array(0);
     return message;
   },
 };

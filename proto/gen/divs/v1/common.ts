@@ -106,7 +106,7 @@ export interface UeIdentity {
 /** A public key: SEC1 point (compressed or uncompressed) for ECDSA, 32 raw bytes for Ed25519. */
 export interface PublicKey {
   suite: SignatureSuite;
-  key: Buffer;
+  key: Uint8Array;
 }
 
 /** Where an endorsement lives: the blockchain instance and the AS node(s) serving it. */
@@ -118,7 +118,7 @@ export interface EntryAddress {
 /** Transaction reference handed to a UE (END-4): serial number, leaf hash and entry address. */
 export interface TxRef {
   txId: number;
-  txHash: Buffer;
+  txHash: Uint8Array;
   entryAddress?: EntryAddress | undefined;
 }
 
@@ -160,8 +160,8 @@ export interface RegistrationParams {
 
 /** RegistrationParams bytes with the UE's signature made with the key inside them. */
 export interface SignedRegistration {
-  params: Buffer;
-  signature: Buffer;
+  params: Uint8Array;
+  signature: Uint8Array;
 }
 
 /** The endorsing data (END-3): registration + account status + version chain. */
@@ -175,27 +175,35 @@ export interface Endorsement {
   version: number;
   /** Ledger serial number and leaf hash of the previous version; absent for version 1. */
   previousTxId: number;
-  previousTxHash: Buffer;
+  previousTxHash: Uint8Array;
   endorsedAtMs: number;
   /** Name of the endorsing AS node (its certificate subject CN). */
   asId: string;
   reason: EndorsementReason;
-  /** Stable key of the UE on the ledger (hex SHA-256 of the public key), used by latest-version proofs. */
-  ueKey: Buffer;
+  /**
+   * Stable key of the UE on the ledger: SHA-256 of the UE public key bytes; keys the
+   * latest-version proofs.
+   */
+  ueKey: Uint8Array;
+  /**
+   * Sequence number of the CEF status event that caused this version (0 for a registration);
+   * the AS resumes its CEF subscription after the highest one on its ledger.
+   */
+  statusEventSequence: number;
 }
 
 /** Endorsement bytes signed by the AS, with the AS certificate chain (leaf first, DER). */
 export interface SignedEndorsement {
-  endorsement: Buffer;
-  signature: Buffer;
-  certChain: Buffer[];
+  endorsement: Uint8Array;
+  signature: Uint8Array;
+  certChain: Uint8Array[];
 }
 
 /** One ledger transaction. Its Merkle leaf is the exact encoding of this message. */
 export interface LedgerTx {
   type: TxType;
   /** SignedEndorsement bytes for TX_TYPE_ENDORSEMENT. */
-  payload: Buffer;
+  payload: Uint8Array;
   timestampMs: number;
 }
 
@@ -203,13 +211,13 @@ export interface LedgerTx {
 export interface BlockHeader {
   ledgerId: string;
   height: number;
-  previousBlockHash: Buffer;
+  previousBlockHash: Uint8Array;
   firstTxId: number;
   txCount: number;
   /** RFC 9162 root of all transactions up to and including this block. */
-  txRoot: Buffer;
+  txRoot: Uint8Array;
   /** Root of the sparse Merkle tree of latest versions by UE key after this block. */
-  stateRoot: Buffer;
+  stateRoot: Uint8Array;
   timestampMs: number;
   proposer: string;
 }
@@ -221,29 +229,29 @@ export interface BlockHeader {
 export interface SignedCheckpoint {
   note: string;
   /** Certificate chain (DER, leaf first) of the note's first signer; its key verifies the note. */
-  certChain: Buffer[];
+  certChain: Uint8Array[];
 }
 
 export interface InclusionProof {
   leafIndex: number;
   treeSize: number;
-  hashes: Buffer[];
+  hashes: Uint8Array[];
 }
 
 export interface ConsistencyProof {
   oldSize: number;
   newSize: number;
-  hashes: Buffer[];
+  hashes: Uint8Array[];
 }
 
 /** Sparse Merkle proof that ue_key maps to value (the latest tx leaf hash) or to nothing. */
 export interface LatestProof {
-  ueKey: Buffer;
+  ueKey: Uint8Array;
   /** Leaf value, empty for a non-membership proof. */
-  value: Buffer;
+  value: Uint8Array;
   /** Bit i set: sibling at depth i is non-empty and present in siblings (in depth order). */
-  bitmap: Buffer;
-  siblings: Buffer[];
+  bitmap: Uint8Array;
+  siblings: Uint8Array[];
 }
 
 /**
@@ -257,10 +265,10 @@ export interface RecordBody {
   /** Per-UE sequence number, starting at 1, without gaps. */
   sequence: number;
   /** Hash of the previous record's body; 32 zero bytes for sequence 1. */
-  previousHash: Buffer;
+  previousHash: Uint8Array;
   /** Signature time claimed by the UE, milliseconds since the Unix epoch. */
   timestampMs: number;
-  payload: Buffer;
+  payload: Uint8Array;
   /** Media type of payload, e.g. "application/json". */
   contentType: string;
   /** The latest endorsement the UE knew when signing (tx ID + entry address). */
@@ -273,15 +281,15 @@ export interface BatchProof {
   index: number;
   size: number;
   /** Inclusion path of this body's leaf up to the batch root. */
-  path: Buffer[];
-  root: Buffer;
+  path: Uint8Array[];
+  root: Uint8Array;
 }
 
 /** A signed record as sent to an aggregator: exact body bytes + signature + optional batch proof. */
 export interface SignedRecord {
-  body: Buffer;
+  body: Uint8Array;
   /** Over PAE("divs/record", body), or over PAE("divs/record-batch", root || u64 size) in batch mode. */
-  signature: Buffer;
+  signature: Uint8Array;
   batch?: BatchProof | undefined;
 }
 
@@ -377,7 +385,7 @@ export const UeIdentity: MessageFns<UeIdentity> = {
 };
 
 function createBasePublicKey(): PublicKey {
-  return { suite: 0, key: Buffer.alloc(0) };
+  return { suite: 0, key: new Uint8Array(0) };
 }
 
 export const PublicKey: MessageFns<PublicKey> = {
@@ -417,7 +425,7 @@ export const PublicKey: MessageFns<PublicKey> = {
               break;
             }
 
-            message.key = Buffer.from(reader.bytes());
+            message.key = reader.bytes();
             continue;
           }
         }
@@ -438,7 +446,7 @@ export const PublicKey: MessageFns<PublicKey> = {
   fromPartial<I extends Exact<DeepPartial<PublicKey>, I>>(object: I): PublicKey {
     const message = createBasePublicKey();
     message.suite = object.suite ?? 0;
-    message.key = object.key ?? Buffer.alloc(0);
+    message.key = object.key ?? new Uint8Array(0);
     return message;
   },
 };
@@ -511,7 +519,7 @@ export const EntryAddress: MessageFns<EntryAddress> = {
 };
 
 function createBaseTxRef(): TxRef {
-  return { txId: 0, txHash: Buffer.alloc(0), entryAddress: undefined };
+  return { txId: 0, txHash: new Uint8Array(0), entryAddress: undefined };
 }
 
 export const TxRef: MessageFns<TxRef> = {
@@ -554,7 +562,7 @@ export const TxRef: MessageFns<TxRef> = {
               break;
             }
 
-            message.txHash = Buffer.from(reader.bytes());
+            message.txHash = reader.bytes();
             continue;
           }
           case 3: {
@@ -583,7 +591,7 @@ export const TxRef: MessageFns<TxRef> = {
   fromPartial<I extends Exact<DeepPartial<TxRef>, I>>(object: I): TxRef {
     const message = createBaseTxRef();
     message.txId = object.txId ?? 0;
-    message.txHash = object.txHash ?? Buffer.alloc(0);
+    message.txHash = object.txHash ?? new Uint8Array(0);
     message.entryAddress = (object.entryAddress !== undefined && object.entryAddress !== null)
       ? EntryAddress.fromPartial(object.entryAddress)
       : undefined;
@@ -903,7 +911,7 @@ export const RegistrationParams: MessageFns<RegistrationParams> = {
 };
 
 function createBaseSignedRegistration(): SignedRegistration {
-  return { params: Buffer.alloc(0), signature: Buffer.alloc(0) };
+  return { params: new Uint8Array(0), signature: new Uint8Array(0) };
 }
 
 export const SignedRegistration: MessageFns<SignedRegistration> = {
@@ -935,7 +943,7 @@ export const SignedRegistration: MessageFns<SignedRegistration> = {
               break;
             }
 
-            message.params = Buffer.from(reader.bytes());
+            message.params = reader.bytes();
             continue;
           }
           case 2: {
@@ -943,7 +951,7 @@ export const SignedRegistration: MessageFns<SignedRegistration> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
         }
@@ -963,8 +971,8 @@ export const SignedRegistration: MessageFns<SignedRegistration> = {
   },
   fromPartial<I extends Exact<DeepPartial<SignedRegistration>, I>>(object: I): SignedRegistration {
     const message = createBaseSignedRegistration();
-    message.params = object.params ?? Buffer.alloc(0);
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.params = object.params ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     return message;
   },
 };
@@ -975,11 +983,12 @@ function createBaseEndorsement(): Endorsement {
     accountStatus: undefined,
     version: 0,
     previousTxId: 0,
-    previousTxHash: Buffer.alloc(0),
+    previousTxHash: new Uint8Array(0),
     endorsedAtMs: 0,
     asId: "",
     reason: 0,
-    ueKey: Buffer.alloc(0),
+    ueKey: new Uint8Array(0),
+    statusEventSequence: 0,
   };
 }
 
@@ -1011,6 +1020,9 @@ export const Endorsement: MessageFns<Endorsement> = {
     }
     if (message.ueKey.length !== 0) {
       writer.uint32(74).bytes(message.ueKey);
+    }
+    if (message.statusEventSequence !== 0) {
+      writer.uint32(80).uint64(message.statusEventSequence);
     }
     return writer;
   },
@@ -1065,7 +1077,7 @@ export const Endorsement: MessageFns<Endorsement> = {
               break;
             }
 
-            message.previousTxHash = Buffer.from(reader.bytes());
+            message.previousTxHash = reader.bytes();
             continue;
           }
           case 6: {
@@ -1097,7 +1109,15 @@ export const Endorsement: MessageFns<Endorsement> = {
               break;
             }
 
-            message.ueKey = Buffer.from(reader.bytes());
+            message.ueKey = reader.bytes();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.statusEventSequence = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -1125,17 +1145,18 @@ export const Endorsement: MessageFns<Endorsement> = {
       : undefined;
     message.version = object.version ?? 0;
     message.previousTxId = object.previousTxId ?? 0;
-    message.previousTxHash = object.previousTxHash ?? Buffer.alloc(0);
+    message.previousTxHash = object.previousTxHash ?? new Uint8Array(0);
     message.endorsedAtMs = object.endorsedAtMs ?? 0;
     message.asId = object.asId ?? "";
     message.reason = object.reason ?? 0;
-    message.ueKey = object.ueKey ?? Buffer.alloc(0);
+    message.ueKey = object.ueKey ?? new Uint8Array(0);
+    message.statusEventSequence = object.statusEventSequence ?? 0;
     return message;
   },
 };
 
 function createBaseSignedEndorsement(): SignedEndorsement {
-  return { endorsement: Buffer.alloc(0), signature: Buffer.alloc(0), certChain: [] };
+  return { endorsement: new Uint8Array(0), signature: new Uint8Array(0), certChain: [] };
 }
 
 export const SignedEndorsement: MessageFns<SignedEndorsement> = {
@@ -1170,7 +1191,7 @@ export const SignedEndorsement: MessageFns<SignedEndorsement> = {
               break;
             }
 
-            message.endorsement = Buffer.from(reader.bytes());
+            message.endorsement = reader.bytes();
             continue;
           }
           case 2: {
@@ -1178,7 +1199,7 @@ export const SignedEndorsement: MessageFns<SignedEndorsement> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
           case 3: {
@@ -1186,7 +1207,7 @@ export const SignedEndorsement: MessageFns<SignedEndorsement> = {
               break;
             }
 
-            message.certChain.push(Buffer.from(reader.bytes()));
+            message.certChain.push(reader.bytes());
             continue;
           }
         }
@@ -1206,15 +1227,15 @@ export const SignedEndorsement: MessageFns<SignedEndorsement> = {
   },
   fromPartial<I extends Exact<DeepPartial<SignedEndorsement>, I>>(object: I): SignedEndorsement {
     const message = createBaseSignedEndorsement();
-    message.endorsement = object.endorsement ?? Buffer.alloc(0);
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.endorsement = object.endorsement ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     message.certChain = object.certChain?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseLedgerTx(): LedgerTx {
-  return { type: 0, payload: Buffer.alloc(0), timestampMs: 0 };
+  return { type: 0, payload: new Uint8Array(0), timestampMs: 0 };
 }
 
 export const LedgerTx: MessageFns<LedgerTx> = {
@@ -1257,7 +1278,7 @@ export const LedgerTx: MessageFns<LedgerTx> = {
               break;
             }
 
-            message.payload = Buffer.from(reader.bytes());
+            message.payload = reader.bytes();
             continue;
           }
           case 3: {
@@ -1286,7 +1307,7 @@ export const LedgerTx: MessageFns<LedgerTx> = {
   fromPartial<I extends Exact<DeepPartial<LedgerTx>, I>>(object: I): LedgerTx {
     const message = createBaseLedgerTx();
     message.type = object.type ?? 0;
-    message.payload = object.payload ?? Buffer.alloc(0);
+    message.payload = object.payload ?? new Uint8Array(0);
     message.timestampMs = object.timestampMs ?? 0;
     return message;
   },
@@ -1296,11 +1317,11 @@ function createBaseBlockHeader(): BlockHeader {
   return {
     ledgerId: "",
     height: 0,
-    previousBlockHash: Buffer.alloc(0),
+    previousBlockHash: new Uint8Array(0),
     firstTxId: 0,
     txCount: 0,
-    txRoot: Buffer.alloc(0),
-    stateRoot: Buffer.alloc(0),
+    txRoot: new Uint8Array(0),
+    stateRoot: new Uint8Array(0),
     timestampMs: 0,
     proposer: "",
   };
@@ -1372,7 +1393,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.previousBlockHash = Buffer.from(reader.bytes());
+            message.previousBlockHash = reader.bytes();
             continue;
           }
           case 4: {
@@ -1396,7 +1417,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.txRoot = Buffer.from(reader.bytes());
+            message.txRoot = reader.bytes();
             continue;
           }
           case 7: {
@@ -1404,7 +1425,7 @@ export const BlockHeader: MessageFns<BlockHeader> = {
               break;
             }
 
-            message.stateRoot = Buffer.from(reader.bytes());
+            message.stateRoot = reader.bytes();
             continue;
           }
           case 8: {
@@ -1442,11 +1463,11 @@ export const BlockHeader: MessageFns<BlockHeader> = {
     const message = createBaseBlockHeader();
     message.ledgerId = object.ledgerId ?? "";
     message.height = object.height ?? 0;
-    message.previousBlockHash = object.previousBlockHash ?? Buffer.alloc(0);
+    message.previousBlockHash = object.previousBlockHash ?? new Uint8Array(0);
     message.firstTxId = object.firstTxId ?? 0;
     message.txCount = object.txCount ?? 0;
-    message.txRoot = object.txRoot ?? Buffer.alloc(0);
-    message.stateRoot = object.stateRoot ?? Buffer.alloc(0);
+    message.txRoot = object.txRoot ?? new Uint8Array(0);
+    message.stateRoot = object.stateRoot ?? new Uint8Array(0);
     message.timestampMs = object.timestampMs ?? 0;
     message.proposer = object.proposer ?? "";
     return message;
@@ -1494,7 +1515,7 @@ export const SignedCheckpoint: MessageFns<SignedCheckpoint> = {
               break;
             }
 
-            message.certChain.push(Buffer.from(reader.bytes()));
+            message.certChain.push(reader.bytes());
             continue;
           }
         }
@@ -1572,7 +1593,7 @@ export const InclusionProof: MessageFns<InclusionProof> = {
               break;
             }
 
-            message.hashes.push(Buffer.from(reader.bytes()));
+            message.hashes.push(reader.bytes());
             continue;
           }
         }
@@ -1651,7 +1672,7 @@ export const ConsistencyProof: MessageFns<ConsistencyProof> = {
               break;
             }
 
-            message.hashes.push(Buffer.from(reader.bytes()));
+            message.hashes.push(reader.bytes());
             continue;
           }
         }
@@ -1679,7 +1700,7 @@ export const ConsistencyProof: MessageFns<ConsistencyProof> = {
 };
 
 function createBaseLatestProof(): LatestProof {
-  return { ueKey: Buffer.alloc(0), value: Buffer.alloc(0), bitmap: Buffer.alloc(0), siblings: [] };
+  return { ueKey: new Uint8Array(0), value: new Uint8Array(0), bitmap: new Uint8Array(0), siblings: [] };
 }
 
 export const LatestProof: MessageFns<LatestProof> = {
@@ -1717,7 +1738,7 @@ export const LatestProof: MessageFns<LatestProof> = {
               break;
             }
 
-            message.ueKey = Buffer.from(reader.bytes());
+            message.ueKey = reader.bytes();
             continue;
           }
           case 2: {
@@ -1725,7 +1746,7 @@ export const LatestProof: MessageFns<LatestProof> = {
               break;
             }
 
-            message.value = Buffer.from(reader.bytes());
+            message.value = reader.bytes();
             continue;
           }
           case 3: {
@@ -1733,7 +1754,7 @@ export const LatestProof: MessageFns<LatestProof> = {
               break;
             }
 
-            message.bitmap = Buffer.from(reader.bytes());
+            message.bitmap = reader.bytes();
             continue;
           }
           case 4: {
@@ -1741,7 +1762,7 @@ export const LatestProof: MessageFns<LatestProof> = {
               break;
             }
 
-            message.siblings.push(Buffer.from(reader.bytes()));
+            message.siblings.push(reader.bytes());
             continue;
           }
         }
@@ -1761,9 +1782,9 @@ export const LatestProof: MessageFns<LatestProof> = {
   },
   fromPartial<I extends Exact<DeepPartial<LatestProof>, I>>(object: I): LatestProof {
     const message = createBaseLatestProof();
-    message.ueKey = object.ueKey ?? Buffer.alloc(0);
-    message.value = object.value ?? Buffer.alloc(0);
-    message.bitmap = object.bitmap ?? Buffer.alloc(0);
+    message.ueKey = object.ueKey ?? new Uint8Array(0);
+    message.value = object.value ?? new Uint8Array(0);
+    message.bitmap = object.bitmap ?? new Uint8Array(0);
     message.siblings = object.siblings?.map((e) => e) || [];
     return message;
   },
@@ -1773,9 +1794,9 @@ function createBaseRecordBody(): RecordBody {
   return {
     identity: undefined,
     sequence: 0,
-    previousHash: Buffer.alloc(0),
+    previousHash: new Uint8Array(0),
     timestampMs: 0,
-    payload: Buffer.alloc(0),
+    payload: new Uint8Array(0),
     contentType: "",
     endorsement: undefined,
   };
@@ -1841,7 +1862,7 @@ export const RecordBody: MessageFns<RecordBody> = {
               break;
             }
 
-            message.previousHash = Buffer.from(reader.bytes());
+            message.previousHash = reader.bytes();
             continue;
           }
           case 4: {
@@ -1857,7 +1878,7 @@ export const RecordBody: MessageFns<RecordBody> = {
               break;
             }
 
-            message.payload = Buffer.from(reader.bytes());
+            message.payload = reader.bytes();
             continue;
           }
           case 6: {
@@ -1897,9 +1918,9 @@ export const RecordBody: MessageFns<RecordBody> = {
       ? UeIdentity.fromPartial(object.identity)
       : undefined;
     message.sequence = object.sequence ?? 0;
-    message.previousHash = object.previousHash ?? Buffer.alloc(0);
+    message.previousHash = object.previousHash ?? new Uint8Array(0);
     message.timestampMs = object.timestampMs ?? 0;
-    message.payload = object.payload ?? Buffer.alloc(0);
+    message.payload = object.payload ?? new Uint8Array(0);
     message.contentType = object.contentType ?? "";
     message.endorsement = (object.endorsement !== undefined && object.endorsement !== null)
       ? TxRef.fromPartial(object.endorsement)
@@ -1909,7 +1930,7 @@ export const RecordBody: MessageFns<RecordBody> = {
 };
 
 function createBaseBatchProof(): BatchProof {
-  return { index: 0, size: 0, path: [], root: Buffer.alloc(0) };
+  return { index: 0, size: 0, path: [], root: new Uint8Array(0) };
 }
 
 export const BatchProof: MessageFns<BatchProof> = {
@@ -1963,7 +1984,7 @@ export const BatchProof: MessageFns<BatchProof> = {
               break;
             }
 
-            message.path.push(Buffer.from(reader.bytes()));
+            message.path.push(reader.bytes());
             continue;
           }
           case 4: {
@@ -1971,7 +1992,7 @@ export const BatchProof: MessageFns<BatchProof> = {
               break;
             }
 
-            message.root = Buffer.from(reader.bytes());
+            message.root = reader.bytes();
             continue;
           }
         }
@@ -1994,13 +2015,13 @@ export const BatchProof: MessageFns<BatchProof> = {
     message.index = object.index ?? 0;
     message.size = object.size ?? 0;
     message.path = object.path?.map((e) => e) || [];
-    message.root = object.root ?? Buffer.alloc(0);
+    message.root = object.root ?? new Uint8Array(0);
     return message;
   },
 };
 
 function createBaseSignedRecord(): SignedRecord {
-  return { body: Buffer.alloc(0), signature: Buffer.alloc(0), batch: undefined };
+  return { body: new Uint8Array(0), signature: new Uint8Array(0), batch: undefined };
 }
 
 export const SignedRecord: MessageFns<SignedRecord> = {
@@ -2035,7 +2056,7 @@ export const SignedRecord: MessageFns<SignedRecord> = {
               break;
             }
 
-            message.body = Buffer.from(reader.bytes());
+            message.body = reader.bytes();
             continue;
           }
           case 2: {
@@ -2043,7 +2064,7 @@ export const SignedRecord: MessageFns<SignedRecord> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
           case 3: {
@@ -2071,8 +2092,8 @@ export const SignedRecord: MessageFns<SignedRecord> = {
   },
   fromPartial<I extends Exact<DeepPartial<SignedRecord>, I>>(object: I): SignedRecord {
     const message = createBaseSignedRecord();
-    message.body = object.body ?? Buffer.alloc(0);
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.body = object.body ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     message.batch = (object.batch !== undefined && object.batch !== null)
       ? BatchProof.fromPartial(object.batch)
       : undefined;

@@ -52,7 +52,7 @@ export namespace EndorsementView {
 export interface ProvenTx {
   txId: number;
   /** Exact LedgerTx bytes (the Merkle leaf). */
-  tx: Buffer;
+  tx: Uint8Array;
   inclusion?: InclusionProof | undefined;
   checkpoint?:
     | SignedCheckpoint
@@ -64,7 +64,7 @@ export interface ProvenTx {
 /** Partial endorsement (VER-5): the fields below, signed by the AS over the exact bytes. */
 export interface EndorsementSummary {
   txId: number;
-  txHash: Buffer;
+  txHash: Uint8Array;
   publicKey?: PublicKey | undefined;
   state: ContractState;
   startTimeMs: number;
@@ -76,9 +76,9 @@ export interface EndorsementSummary {
 }
 
 export interface SignedEndorsementSummary {
-  summary: Buffer;
-  signature: Buffer;
-  certChain: Buffer[];
+  summary: Uint8Array;
+  signature: Uint8Array;
+  certChain: Uint8Array[];
 }
 
 export interface GetEndorsementRequest {
@@ -104,7 +104,12 @@ export interface GetHistoryResponse {
 }
 
 export interface GetLatestRequest {
-  identity?: UeIdentity | undefined;
+  /** Look the UE up by its current identity binding... */
+  identity?:
+    | UeIdentity
+    | undefined;
+  /** ...or by its ledger key (SHA-256 of its public key, as in Endorsement.ue_key). */
+  ueKey: Uint8Array;
 }
 
 export interface GetLatestResponse {
@@ -128,7 +133,7 @@ export interface GetConsistencyProofResponse {
 }
 
 function createBaseProvenTx(): ProvenTx {
-  return { txId: 0, tx: Buffer.alloc(0), inclusion: undefined, checkpoint: undefined, latest: undefined };
+  return { txId: 0, tx: new Uint8Array(0), inclusion: undefined, checkpoint: undefined, latest: undefined };
 }
 
 export const ProvenTx: MessageFns<ProvenTx> = {
@@ -177,7 +182,7 @@ export const ProvenTx: MessageFns<ProvenTx> = {
               break;
             }
 
-            message.tx = Buffer.from(reader.bytes());
+            message.tx = reader.bytes();
             continue;
           }
           case 3: {
@@ -222,7 +227,7 @@ export const ProvenTx: MessageFns<ProvenTx> = {
   fromPartial<I extends Exact<DeepPartial<ProvenTx>, I>>(object: I): ProvenTx {
     const message = createBaseProvenTx();
     message.txId = object.txId ?? 0;
-    message.tx = object.tx ?? Buffer.alloc(0);
+    message.tx = object.tx ?? new Uint8Array(0);
     message.inclusion = (object.inclusion !== undefined && object.inclusion !== null)
       ? InclusionProof.fromPartial(object.inclusion)
       : undefined;
@@ -239,7 +244,7 @@ export const ProvenTx: MessageFns<ProvenTx> = {
 function createBaseEndorsementSummary(): EndorsementSummary {
   return {
     txId: 0,
-    txHash: Buffer.alloc(0),
+    txHash: new Uint8Array(0),
     publicKey: undefined,
     state: 0,
     startTimeMs: 0,
@@ -312,7 +317,7 @@ export const EndorsementSummary: MessageFns<EndorsementSummary> = {
               break;
             }
 
-            message.txHash = Buffer.from(reader.bytes());
+            message.txHash = reader.bytes();
             continue;
           }
           case 3: {
@@ -397,7 +402,7 @@ export const EndorsementSummary: MessageFns<EndorsementSummary> = {
   fromPartial<I extends Exact<DeepPartial<EndorsementSummary>, I>>(object: I): EndorsementSummary {
     const message = createBaseEndorsementSummary();
     message.txId = object.txId ?? 0;
-    message.txHash = object.txHash ?? Buffer.alloc(0);
+    message.txHash = object.txHash ?? new Uint8Array(0);
     message.publicKey = (object.publicKey !== undefined && object.publicKey !== null)
       ? PublicKey.fromPartial(object.publicKey)
       : undefined;
@@ -413,7 +418,7 @@ export const EndorsementSummary: MessageFns<EndorsementSummary> = {
 };
 
 function createBaseSignedEndorsementSummary(): SignedEndorsementSummary {
-  return { summary: Buffer.alloc(0), signature: Buffer.alloc(0), certChain: [] };
+  return { summary: new Uint8Array(0), signature: new Uint8Array(0), certChain: [] };
 }
 
 export const SignedEndorsementSummary: MessageFns<SignedEndorsementSummary> = {
@@ -448,7 +453,7 @@ export const SignedEndorsementSummary: MessageFns<SignedEndorsementSummary> = {
               break;
             }
 
-            message.summary = Buffer.from(reader.bytes());
+            message.summary = reader.bytes();
             continue;
           }
           case 2: {
@@ -456,7 +461,7 @@ export const SignedEndorsementSummary: MessageFns<SignedEndorsementSummary> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
           case 3: {
@@ -464,7 +469,7 @@ export const SignedEndorsementSummary: MessageFns<SignedEndorsementSummary> = {
               break;
             }
 
-            message.certChain.push(Buffer.from(reader.bytes()));
+            message.certChain.push(reader.bytes());
             continue;
           }
         }
@@ -484,8 +489,8 @@ export const SignedEndorsementSummary: MessageFns<SignedEndorsementSummary> = {
   },
   fromPartial<I extends Exact<DeepPartial<SignedEndorsementSummary>, I>>(object: I): SignedEndorsementSummary {
     const message = createBaseSignedEndorsementSummary();
-    message.summary = object.summary ?? Buffer.alloc(0);
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.summary = object.summary ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     message.certChain = object.certChain?.map((e) => e) || [];
     return message;
   },
@@ -766,13 +771,16 @@ export const GetHistoryResponse: MessageFns<GetHistoryResponse> = {
 };
 
 function createBaseGetLatestRequest(): GetLatestRequest {
-  return { identity: undefined };
+  return { identity: undefined, ueKey: new Uint8Array(0) };
 }
 
 export const GetLatestRequest: MessageFns<GetLatestRequest> = {
   encode(message: GetLatestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.identity !== undefined) {
       UeIdentity.encode(message.identity, writer.uint32(10).fork()).join();
+    }
+    if (message.ueKey.length !== 0) {
+      writer.uint32(18).bytes(message.ueKey);
     }
     return writer;
   },
@@ -798,6 +806,14 @@ export const GetLatestRequest: MessageFns<GetLatestRequest> = {
             message.identity = UeIdentity.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ueKey = reader.bytes();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -818,6 +834,7 @@ export const GetLatestRequest: MessageFns<GetLatestRequest> = {
     message.identity = (object.identity !== undefined && object.identity !== null)
       ? UeIdentity.fromPartial(object.identity)
       : undefined;
+    message.ueKey = object.ueKey ?? new Uint8Array(0);
     return message;
   },
 };

@@ -61,8 +61,8 @@ export interface UeChallenge {
 }
 
 export interface UeAuth {
-  challenge: Buffer;
-  signature: Buffer;
+  challenge: Uint8Array;
+  signature: Uint8Array;
 }
 
 export interface WatchUpdatesRequest {
@@ -496,7 +496,7 @@ export const UeChallenge: MessageFns<UeChallenge> = {
 };
 
 function createBaseUeAuth(): UeAuth {
-  return { challenge: Buffer.alloc(0), signature: Buffer.alloc(0) };
+  return { challenge: new Uint8Array(0), signature: new Uint8Array(0) };
 }
 
 export const UeAuth: MessageFns<UeAuth> = {
@@ -528,7 +528,7 @@ export const UeAuth: MessageFns<UeAuth> = {
               break;
             }
 
-            message.challenge = Buffer.from(reader.bytes());
+            message.challenge = reader.bytes();
             continue;
           }
           case 2: {
@@ -536,7 +536,7 @@ export const UeAuth: MessageFns<UeAuth> = {
               break;
             }
 
-            message.signature = Buffer.from(reader.bytes());
+            message.signature = reader.bytes();
             continue;
           }
         }
@@ -556,8 +556,8 @@ export const UeAuth: MessageFns<UeAuth> = {
   },
   fromPartial<I extends Exact<DeepPartial<UeAuth>, I>>(object: I): UeAuth {
     const message = createBaseUeAuth();
-    message.challenge = object.challenge ?? Buffer.alloc(0);
-    message.signature = object.signature ?? Buffer.alloc(0);
+    message.challenge = object.challenge ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
     return message;
   },
 };

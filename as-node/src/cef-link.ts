@@ -1,0 +1,141 @@
+/**
+ * @module cef-link
+ * The AS side of RP-edl [RP-EDL] [NET-1] [NET-2] [UPD-2]: account status lookups for
+ * registrations, and the status-event subscription that drives endorsement updates. The
+ * subscription resumes after the highest event sequence already on the ledger, so after a
+ * restart no event is lost and none is applied twice (application is idempotent as well).
+ */
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import type { Logger } from 'pino';
+import {
+  CapabilityExposureServiceClient,
+  type StatusEvent,
+} from '../../proto/gen/divs/v1/cef.ts';
+import type { AccountStatus, UeIdentity } from '../../proto/gen/divs/v1/common.ts';
+import { DivsError } from '../../protocol/src/errors.ts';
+import { grpc, makeClient, serverStream, unary } from '../../platform/src/grpc.ts';
+import { silentLogger } from '../../platform/src/log.ts';
+import type { StatusSource } from './contract.ts';
+
+export interface CefLinkOptions {
+  address: string;
+  token?: string;
+  /** File that remembers the subscription ID across restarts. */
+  stateFile?: string;
+  subscriber: string;
+  log?: Logger;
+  timeoutMs?: number;
+}
+
+export class CefLink implements StatusSource {
+  readonly #client: CapabilityExposureServiceClient;
+  readonly #o: CefLinkOptions;
+  readonly #log: Logger;
+  #stop = new AbortController();
+
+  constructor(o: CefLinkOptions) {
+    this.#o = o;
+    this.#client = makeClient(CapabilityExposureServiceClient, o.address);
+    this.#log = o.log ?? silentLogger;
+  }
+
+  #md(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.#o.token) md.set('authorization', `Bearer ${this.#o.token}`);
+    return md;
+  }
+
+  /** Account status per identity [NET-1]; each failure stays with its identity. */
+  async getStatuses(identities: UeIdentity[]): Promise<Array<AccountStatus | DivsError>> {
+    const out: Array<AccountStatus | DivsError> = new Array(identities.length);
+    const CONCURRENCY = 128;
+    let next = 0;
+    let unavailable: DivsError | undefined;
+    const worker = async () => {
+      while (next < identities.length) {
+        const i = next++;
+        if (unavailable) {
+          out[i] = unavailable;
+          continue;
+        }
+        try {
+          const res = await unary(this.#client, this.#client.getAccountStatus, { identity: identities[i] }, { metadata: this.#md(), timeoutMs: this.#o.timeoutMs ?? 10_000 });
+          out[i] = res.status ?? new DivsError('CEF_UNAVAILABLE', 'empty status');
+        } catch (e) {
+          const err = e instanceof DivsError ? e : new DivsError('CEF_UNAVAILABLE', String(e));
+          if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') unavailable = new DivsError('CEF_UNAVAILABLE', `CEF unavailable: ${err.message}`);
+          out[i] = unavailable ?? err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, identities.length) }, worker));
+    return out;
+  }
+
+  #savedSubscription(): string | undefined {
+    if (!this.#o.stateFile) return undefined;
+    try {
+      return (JSON.parse(readFileSync(this.#o.stateFile, 'utf8')) as { subscriptionId?: string }).subscriptionId;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #saveSubscription(id: string): void {
+    if (!this.#o.stateFile) return;
+    const tmp = `${this.#o.stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ subscriptionId: id }), { mode: 0o600 });
+    renameSync(tmp, this.#o.stateFile);
+  }
+
+  async #subscriptionId(): Promise<string> {
+    const saved = this.#savedSubscription();
+    if (saved) return saved;
+    const res = await unary(this.#client, this.#client.createSubscription, { subscriber: this.#o.subscriber, identities: [], all: true }, { metadata: this.#md() });
+    this.#saveSubscription(res.subscriptionId);
+    return res.subscriptionId;
+  }
+
+  /**
+   * Follows status events until {@link close}: `apply` each in order; `cursor()` gives the
+   * sequence to resume after (read from the ledger-derived index at each reconnect).
+   */
+  async follow(cursor: () => number, apply: (ev: StatusEvent) => Promise<unknown>, onReady?: () => void): Promise<void> {
+    let backoff = 100;
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      try {
+        const id = await this.#subscriptionId();
+        const call = this.#client.subscribe({ subscriptionId: id, afterSequence: cursor() }, this.#md());
+        const onAbort = () => call.cancel();
+        signal.addEventListener('abort', onAbort, { once: true });
+        onReady?.();
+        onReady = undefined;
+        try {
+          for await (const msg of serverStream(call)) {
+            backoff = 100;
+            if (msg.event) await apply(msg.event);
+          }
+        } finally {
+          signal.removeEventListener('abort', onAbort);
+        }
+      } catch (e) {
+        if (signal.aborted) break;
+        if (e instanceof DivsError && e.code === 'UNKNOWN_SUBSCRIPTION' && this.#o.stateFile) {
+          this.#log.warn('CEF forgot our subscription; creating a new one');
+          writeFileSync(this.#o.stateFile, '{}');
+          continue;
+        }
+        this.#log.warn({ err: (e as Error).message, retryMs: backoff }, 'CEF subscription interrupted; resuming');
+      }
+      if (signal.aborted) break;
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 5000);
+    }
+  }
+
+  close(): void {
+    this.#stop.abort();
+    this.#client.close();
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * @module as-node
+ * Starts a DIVS AS node: PKI (AS key + certificate under the consortium root CA), the local
+ * ledger, the UE index, the CEF link (status lookups and the update subscription), and the
+ * gRPC server with RP-ud, RP-ds and RP-dd services, health and reflection.
+ *
+ * Run alone: `node as-node/src/main.ts --config as.json` or
+ * `node as-node/src/main.ts --data-dir DIR --cef HOST:PORT [--port N]`; prints one JSON
+ * line `{"service":"as-node","port":…}` on stdout when ready; SIGINT/SIGTERM stop it cleanly.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
+import { UeRegistrationServiceService } from '../../proto/gen/divs/v1/ue_as.ts';
+import { VerificationDataServiceService } from '../../proto/gen/divs/v1/consumer_as.ts';
+import { LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
+import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
+import { createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
+import { RpcServer } from '../../platform/src/grpc.ts';
+import { createLogger } from '../../platform/src/log.ts';
+import { LocalLedger } from './ledger/local.ts';
+import { Registry } from './registry.ts';
+import { CryptoPool } from './crypto-pool.ts';
+import { EndorsementContract } from './contract.ts';
+import { CefLink } from './cef-link.ts';
+import { Authenticator, type TokenGrant } from './auth.ts';
+import { ueHandlers } from './rpc/ue.ts';
+import { queryHandlers } from './rpc/query.ts';
+import { syncHandlers } from './rpc/sync.ts';
+import { loadAsConfig, parseAsConfig, type AsConfig, type AsConfigInput } from './config.ts';
+
+export interface AsNode {
+  port: number;
+  url: string;
+  ledgerId: string;
+  contract: EndorsementContract;
+  /** Root CA certificate (PEM) consumers use as trust anchor. */
+  rootCaPem: string;
+  /** Consumer bearer token (created in the data dir when none was configured). */
+  consumerToken: string | undefined;
+  /** Resolves once the CEF subscription is connected. */
+  subscribed: Promise<void>;
+  close(): Promise<void>;
+}
+
+interface PkiFiles {
+  rootCaPem: string;
+  asCertPem: string;
+  asKeyPem: string;
+}
+
+/** Loads the AS key and certificate; on the embedded default creates a root CA and AS cert once. */
+async function ensurePki(cfg: AsConfig): Promise<PkiFiles> {
+  const dir = join(cfg.dataDir, 'pki');
+  const p = {
+    rootCaCert: cfg.pki.rootCaCert ?? join(dir, 'root-ca.pem'),
+    rootCaKey: cfg.pki.rootCaKey ?? join(dir, 'root-ca.key'),
+    asCert: cfg.pki.asCert ?? join(dir, `${cfg.nodeName}.pem`),
+    asKey: cfg.pki.asKey ?? join(dir, `${cfg.nodeName}.key`),
+  };
+  if (!existsSync(p.asCert) || !existsSync(p.asKey)) {
+    if (!cfg.pki.autoPki) throw new Error(`AS certificate ${p.asCert} or key ${p.asKey} missing and autoPki is off`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    let ca;
+    if (existsSync(p.rootCaCert) && existsSync(p.rootCaKey)) {
+      ca = { certPem: readFileSync(p.rootCaCert, 'utf8'), keyPem: readFileSync(p.rootCaKey, 'utf8') };
+    } else {
+      ca = await createRootCa({ name: `DIVS consortium root CA (${cfg.ledgerId})`, validityDays: 3650 });
+      writeFileSync(p.rootCaCert, ca.certPem);
+      writeFileSync(p.rootCaKey, ca.keyPem, { mode: 0o600 });
+    }
+    const leaf = await issueCertificate({ ca, subjectName: cfg.nodeName, role: 'as', validityDays: 825 });
+    writeFileSync(p.asCert, leaf.certPem);
+    writeFileSync(p.asKey, leaf.keyPem, { mode: 0o600 });
+  }
+  return { rootCaPem: readFileSync(p.rootCaCert, 'utf8'), asCertPem: readFileSync(p.asCert, 'utf8'), asKeyPem: readFileSync(p.asKey, 'utf8') };
+}
+
+function ensureTokens(cfg: AsConfig): { grants: TokenGrant[]; consumerToken: string | undefined } {
+  if (cfg.tokens.length > 0) return { grants: cfg.tokens, consumerToken: cfg.tokens.find((t) => t.roles.includes('consumer'))?.token };
+  const file = join(cfg.dataDir, 'consumer.token');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  const token = readFileSync(file, 'utf8').trim();
+  return { grants: [{ token, name: 'local-consumer', roles: ['consumer', 'peer', 'admin'] }], consumerToken: token };
+}
+
+export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger = createLogger('as-node')): Promise<AsNode> {
+  const cfg = parseAsConfig(input);
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const pki = await ensurePki(cfg);
+  const key = importPrivateKey(pki.asKeyPem);
+  const signer = nodeSigner(key);
+  const certChain = [pemToDer(pki.asCertPem)];
+  const ledger = await LocalLedger.open({ path: join(cfg.dataDir, 'ledger.db'), ledgerId: cfg.ledgerId, signer, signerName: cfg.nodeName, certChain });
+  const registry = new Registry(join(cfg.dataDir, 'index.db'));
+  const replayed = registry.catchUp(ledger);
+  if (replayed > 0) log.info({ replayed }, 'index caught up with the ledger');
+  const pool = new CryptoPool(key, cfg.threads);
+  const cef = new CefLink({ address: cfg.cef.address, token: cfg.cef.token, stateFile: join(cfg.dataDir, 'cef-subscription.json'), subscriber: cfg.nodeName, log });
+  const { grants, consumerToken } = ensureTokens(cfg);
+  const auth = new Authenticator(grants);
+
+  const server = new RpcServer({ log, maxMessageBytes: cfg.maxMessageBytes, protoFiles: ['divs/v1/ue_as.proto', 'divs/v1/consumer_as.proto', 'divs/v1/as_sync.proto'] });
+  // the entry address needs the port, known only after bind: bind first, serve after
+  const entryAddress = { ledgerId: cfg.ledgerId, asUrls: [] as string[] };
+  const contract = new EndorsementContract({
+    ledger,
+    registry,
+    pool,
+    status: cef,
+    asId: cfg.nodeName,
+    certChain,
+    entryAddress,
+    maxBatch: cfg.maxBatch,
+    freshness: { maxAgeMs: cfg.registrationMaxAgeSec * 1000, maxFutureMs: 5 * 60_000 },
+    log,
+  });
+  server
+    .add(UeRegistrationServiceService, ueHandlers(contract))
+    .add(VerificationDataServiceService, queryHandlers(contract, auth, pool, certChain))
+    .add(LedgerSyncServiceService, syncHandlers(ledger, auth));
+  const port = await server.listen(cfg.host, cfg.port);
+  const url = `grpc://${cfg.host}:${port}`;
+  entryAddress.asUrls.push(...(cfg.publicUrls.length > 0 ? cfg.publicUrls : [url]));
+
+  let following: Promise<void> = Promise.resolve();
+  const subscribed = new Promise<void>((resolve) => {
+    following = cef.follow(
+      () => registry.meta('cef_sequence'),
+      async (ev) => {
+        await contract.applyStatusEvent(ev);
+        registry.noteCefSequence(ev.sequence);
+      },
+      resolve,
+    );
+  });
+  log.info({ port, ledgerId: cfg.ledgerId, size: ledger.info().size }, 'AS node serving');
+
+  return {
+    port,
+    url,
+    ledgerId: cfg.ledgerId,
+    contract,
+    rootCaPem: pki.rootCaPem,
+    consumerToken,
+    subscribed,
+    close: async () => {
+      cef.close();
+      await server.close();
+      await following.catch(() => undefined);
+      await pool.close();
+      ledger.close();
+      registry.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      cef: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'ledger-id': { type: 'string' },
+      name: { type: 'string' },
+    },
+  });
+  const overrides: Record<string, unknown> = {};
+  if (values['data-dir']) overrides.dataDir = values['data-dir'];
+  if (values.cef) overrides.cef = { address: values.cef };
+  if (values.port) overrides.port = Number(values.port);
+  if (values.host) overrides.host = values.host;
+  if (values['ledger-id']) overrides.ledgerId = values['ledger-id'];
+  if (values.name) overrides.nodeName = values.name;
+  const log = createLogger('as-node');
+  const cfg = loadAsConfig(values.config, process.env, overrides);
+  const node = await startAsNode(cfg, log);
+  process.stdout.write(`${JSON.stringify({ service: 'as-node', port: node.port, pid: process.pid, ledgerId: node.ledgerId, url: node.url })}\n`);
+  const stop = () => {
+    node.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (import.meta.main) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`as-node: ${(e as Error).message}\n`);
+    process.exit(2);
+  });
+}

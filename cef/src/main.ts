@@ -1,0 +1,185 @@
+/**
+ * @module main
+ * Entry point of the CEF simulator: one process per operator (PLMN ID) with its own data
+ * directory. As a library: {@link startCef}. As a script:
+ *
+ * ```sh
+ * node cef/src/main.ts --data-dir ./data/cef-00101 --plmn 00101 --operator "Test Network" --port 0
+ * ```
+ *
+ * prints one JSON line `{"service":"cef","port":N,"pid":P}` to stdout once it serves, logs
+ * (JSON, pino) to stderr, and stops gracefully on SIGINT/SIGTERM (a second signal forces).
+ * Bearer tokens: `--token T` (repeatable) / `--management-token T`, or, to keep them out of the
+ * process list, the comma-separated env vars DIVS_CEF_TOKENS / DIVS_CEF_MANAGEMENT_TOKENS.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { DivsError, fail } from '../../protocol/src/errors.ts';
+import { createLogger, silentLogger, type Logger } from '../../platform/src/log.ts';
+import { createCefServer } from './rpc.ts';
+import { Usm } from './usm.ts';
+
+/** Name of the database file inside the data directory. */
+export const DB_FILE = 'cef.sqlite';
+
+export interface CefOptions {
+  /** Directory holding the subscriber database; created when missing. */
+  dataDir: string;
+  /** PLMN ID (MCC + MNC) of the operator; fixed for a data directory. */
+  plmnId: string;
+  operatorName: string;
+  /** Listen address; default 127.0.0.1. */
+  host?: string;
+  /** Listen port; 0 (default) picks a free one. */
+  port?: number;
+  /** Bearer tokens for the exposure (and management) service; none: open. */
+  tokens?: string[];
+  /** Separate bearer tokens for the operator management service. */
+  managementTokens?: string[];
+  /** How often to record expired contracts as terminated (ms); default 60 000, 0 disables. */
+  expirySweepMs?: number;
+  log?: Logger;
+}
+
+export interface RunningCef {
+  port: number;
+  /** `host:port` to dial. */
+  address: string;
+  /** Ends live streams, drains calls (up to `graceMs`), closes the database. Idempotent. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Starts a CEF in this process.
+ * @example
+ * const cef = await startCef({ dataDir: '/tmp/cef', plmnId: '00101', operatorName: 'Test Net' });
+ * // ... new CefClient(cef.address) ...
+ * await cef.close();
+ */
+export async function startCef(opts: CefOptions): Promise<RunningCef> {
+  const log = opts.log ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail('CONFIG_INVALID', 'port: must be 0..65535');
+  if (!opts.dataDir) fail('CONFIG_INVALID', 'dataDir: missing');
+  mkdirSync(opts.dataDir, { recursive: true });
+  const usm = Usm.open({ path: join(opts.dataDir, DB_FILE), plmnId: opts.plmnId, operatorName: opts.operatorName });
+  const server = createCefServer({
+    usm,
+    log,
+    ...(opts.tokens ? { tokens: opts.tokens } : {}),
+    ...(opts.managementTokens ? { managementTokens: opts.managementTokens } : {}),
+  });
+  let bound: number;
+  try {
+    bound = await server.listen(host, port);
+  } catch (e) {
+    usm.close();
+    fail('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${(e as Error).message}`, e);
+  }
+  const sweepMs = opts.expirySweepMs ?? 60_000;
+  const sweep = () => {
+    try {
+      const n = usm.sweepExpired().length;
+      if (n > 0) log.info({ terminated: n }, 'expired contracts recorded as terminated');
+    } catch (err) {
+      log.error({ err }, 'expiry sweep failed');
+    }
+  };
+  sweep();
+  const timer = sweepMs > 0 ? setInterval(sweep, sweepMs) : undefined;
+  timer?.unref();
+  log.info({ host, port: bound, plmnId: opts.plmnId, dataDir: opts.dataDir }, 'cef serving');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: bound,
+    address: `${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    close(graceMs = 2000) {
+      closing ??= (async () => {
+        if (timer) clearInterval(timer);
+        // live Subscribe streams never end on their own: end them first so the drain can finish
+        usm.stopStreams();
+        await server.close(graceMs);
+        usm.close();
+        log.info('cef stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+async function runCli(): Promise<void> {
+  const log = createLogger('cef');
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        'data-dir': { type: 'string' },
+        plmn: { type: 'string' },
+        operator: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '0' },
+        token: { type: 'string', multiple: true },
+        'management-token': { type: 'string', multiple: true },
+        'expiry-sweep-ms': { type: 'string', default: '60000' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`cef: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  const num = (v: string, name: string): number => {
+    if (!/^[0-9]+$/.test(v)) fail('CONFIG_INVALID', `--${name}: not a number`);
+    return Number(v);
+  };
+  const tokens = [...(args.token ?? []), ...list(process.env.DIVS_CEF_TOKENS)];
+  const managementTokens = [...(args['management-token'] ?? []), ...list(process.env.DIVS_CEF_MANAGEMENT_TOKENS)];
+  let cef: RunningCef;
+  try {
+    if (!args['data-dir']) fail('CONFIG_INVALID', '--data-dir is required');
+    if (!args.plmn) fail('CONFIG_INVALID', '--plmn is required');
+    cef = await startCef({
+      dataDir: args['data-dir'],
+      plmnId: args.plmn,
+      operatorName: args.operator ?? `PLMN ${args.plmn}`,
+      host: args.host,
+      port: num(args.port, 'port'),
+      expirySweepMs: num(args['expiry-sweep-ms'], 'expiry-sweep-ms'),
+      log,
+      ...(tokens.length > 0 ? { tokens } : {}),
+      ...(managementTokens.length > 0 ? { managementTokens } : {}),
+    });
+  } catch (e) {
+    const msg = e instanceof DivsError ? `${e.code}: ${e.message}` : String(e);
+    log.fatal({ err: e }, 'cef failed to start');
+    process.stderr.write(`cef: ${msg}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`${JSON.stringify({ service: 'cef', port: cef.port, pid: process.pid })}\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    cef.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) await runCli();
