@@ -244,6 +244,19 @@ export class CefClient implements OtaTransport {
     return fetchDeviceConfig(this, fullIdentity(identity), otaKey);
   }
 
+  /**
+   * Waits until the channel is connected (e.g. after a CEF restart: calls made while the
+   * channel is still backing off fail fast with UNAVAILABLE). Throws UNAVAILABLE after
+   * `timeoutMs`.
+   */
+  waitForReady(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#exposure.waitForReady(Date.now() + timeoutMs, (err) =>
+        err ? reject(new DivsError('UNAVAILABLE', `CEF not reachable within ${timeoutMs} ms: ${err.message}`, { cause: err })) : resolve(),
+      );
+    });
+  }
+
   /** Closes the channel. */
   close(): void {
     this.#exposure.close();

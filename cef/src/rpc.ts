@@ -25,8 +25,12 @@ export interface CefRpcOptions {
   /** Bearer tokens accepted by the management service; defaults to `tokens`. */
   managementTokens?: string[];
   log?: Logger;
+  /** Largest accepted request; default 16 MiB, room for a full 10 000-record batch. */
   maxMessageBytes?: number;
 }
+
+/** Default request size limit of the CEF. */
+export const CEF_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
@@ -57,7 +61,7 @@ export function createCefServer(opts: CefRpcOptions): RpcServer {
   const server = new RpcServer({
     protoFiles: ['divs/v1/cef.proto'],
     ...(opts.log ? { log: opts.log } : {}),
-    ...(opts.maxMessageBytes ? { maxMessageBytes: opts.maxMessageBytes } : {}),
+    maxMessageBytes: opts.maxMessageBytes ?? CEF_MAX_MESSAGE_BYTES,
   });
 
   server.add(CapabilityExposureServiceService, {

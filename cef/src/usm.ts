@@ -41,6 +41,8 @@ import { OTA_KEY_BYTES, OTA_MAX_SKEW_MS, otaRequestMac, otaResponseMac, verifyOt
 export const MAX_PROVISION_BATCH = 10_000;
 /** Most identities in one subscription or device-config request. */
 export const MAX_IDENTITIES_PER_REQUEST = 10_000;
+/** Most geographic restrictions per subscriber. */
+export const MAX_GEO_REGIONS = 64;
 /** Events read per query while streaming. */
 const PAGE = 256;
 const SCHEMA_VERSION = 1;
@@ -92,6 +94,16 @@ CREATE TABLE IF NOT EXISTS subscription_targets (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_configs (subscriber_id INTEGER PRIMARY KEY, config BLOB NOT NULL);
 `;
+
+/**
+ * Every better-sqlite3 Database and Statement this process creates, held until exit.
+ * Why: better-sqlite3 12.x wraps them in node::ObjectWrap, whose destructor on Node >= 24.19
+ * aborts the process (`Assertion failed: (env) != nullptr`) when a wrapper is finalized by a
+ * GC that runs outside a JS context (idle GC). Never letting a wrapper become garbage avoids
+ * that; the cost is a few KiB per opened database. Drop this once on better-sqlite3 >= 13
+ * (Node-API wrappers).
+ */
+const KEEP_ALIVE: unknown[] = [];
 
 /** One subscriber row as stored. */
 interface Row {
@@ -151,7 +163,7 @@ function time(v: unknown, label: string): number {
 /** ISO 3166-1 alpha-2 codes or ISO 3166-2 subdivision codes, upper case, no duplicates. */
 function geoList(v: unknown, label: string): string[] {
   if (!Array.isArray(v)) fail('INVALID_ARGUMENT', `${label}: expected a list`);
-  if (v.length > 300) fail('INVALID_ARGUMENT', `${label}: more than 300 regions`);
+  if (v.length > MAX_GEO_REGIONS) fail('INVALID_ARGUMENT', `${label}: more than ${MAX_GEO_REGIONS} regions`);
   const seen = new Set<string>();
   for (const [i, g] of v.entries()) {
     if (typeof g !== 'string' || !GEO.test(g)) fail('INVALID_ARGUMENT', `${label}[${i}]: not an ISO 3166 code (e.g. "DE" or "DE-BY")`);
@@ -292,6 +304,7 @@ export class Usm {
     this.operatorName = opts.operatorName;
     this.#now = opts.now ?? Date.now;
     this.#s = prepareStatements(db);
+    KEEP_ALIVE.push(this.#s);
   }
 
   /**
@@ -304,17 +317,20 @@ export class Usm {
     let db: Database.Database | undefined;
     try {
       db = new Database(opts.path, { timeout: 1000 });
+      KEEP_ALIVE.push(db);
+      // exec, not db.pragma(): pragma() prepares a throw-away Statement (see KEEP_ALIVE)
       // exclusive locking: a second CEF process on the same data directory fails at open
       // instead of interleaving sequence numbers; also lets WAL run without shared memory
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
+      db.exec('PRAGMA locking_mode = EXCLUSIVE');
+      db.exec('PRAGMA journal_mode = WAL');
       // FULL: an acknowledged event survives power loss, so its sequence is never reissued
-      db.pragma('synchronous = FULL');
+      db.exec('PRAGMA synchronous = FULL');
       const conn = db;
       conn.transaction(() => {
         conn.exec(SCHEMA);
         const get = conn.prepare<[string], { value: unknown }>('SELECT value FROM meta WHERE key = ?');
         const put = conn.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+        KEEP_ALIVE.push(get, put);
         const version = get.get('schema_version')?.value;
         if (version === undefined) put.run('schema_version', SCHEMA_VERSION);
         else if (version !== SCHEMA_VERSION) fail('CONFIG_INVALID', `database schema version ${String(version)}, this CEF understands ${SCHEMA_VERSION}`);

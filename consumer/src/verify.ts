@@ -68,6 +68,11 @@ export interface VerifiedEndorsement {
   isLatest: boolean | undefined;
 }
 
+/** Common name of a certificate subject DN ("CN=as-1, O=…" -> "as-1"). */
+export function commonName(subject: string): string {
+  return /(?:^|,\s*)CN=([^,]+)/.exec(subject)?.[1]?.trim() ?? subject;
+}
+
 function decodeOr<T>(codec: { decode(b: Uint8Array): T }, b: Uint8Array, what: string): T {
   try {
     return codec.decode(b);
@@ -80,8 +85,9 @@ function decodeOr<T>(codec: { decode(b: Uint8Array): T }, b: Uint8Array, what: s
 export function verifySignedCheckpoint(cp: { note: string; certChain: Uint8Array[] } | undefined, anchors: TrustAnchors, at?: Date): VerifiedCheckpoint {
   if (!cp || !cp.note) fail('INVALID_CHECKPOINT', 'checkpoint missing');
   const signer = verifyChain(cp.certChain, anchors.roots, { at, role: 'as' });
-  const parsed = verifyCheckpoint(cp.note, signer.subject, signer.suite, signer.publicKey);
-  return { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, stateRoot: parsed.stateRoot, signer: signer.subject, note: cp.note };
+  const name = commonName(signer.subject);
+  const parsed = verifyCheckpoint(cp.note, name, signer.suite, signer.publicKey);
+  return { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, stateRoot: parsed.stateRoot, signer: name, note: cp.note };
 }
 
 /** Verifies an endorsement with its proofs [VER-3] [FW-SU]; throws a coded error on any failure. */
@@ -105,7 +111,7 @@ export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustA
   const params = decodeOr(RegistrationParams, endorsement.registration?.params ?? new Uint8Array(), 'registration params');
   const pk = params.publicKey;
   if (!pk) fail('INVALID_ENDORSEMENT', 'endorsement has no UE public key');
-  if (endorsement.asId !== as.subject) fail('INVALID_ENDORSEMENT', `endorsement names AS ${endorsement.asId} but is signed by ${as.subject}`);
+  if (endorsement.asId !== commonName(as.subject)) fail('INVALID_ENDORSEMENT', `endorsement names AS ${endorsement.asId} but is signed by ${as.subject}`);
 
   let isLatest: boolean | undefined;
   if (p.latest) {
@@ -121,7 +127,7 @@ export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustA
     ueKey: endorsement.ueKey,
     suite: pk.suite,
     publicKey: importPublicKey(pk.suite, pk.key),
-    asSubject: as.subject,
+    asSubject: commonName(as.subject),
     checkpoint,
     isLatest,
   };

@@ -32,6 +32,7 @@ export function toHex(b: Uint8Array): string {
 }
 
 export function fromHex(s: string, label = 'hex'): Uint8Array {
+  if (typeof s !== 'string') fail('INVALID_ARGUMENT', `${label}: expected a hex string`);
   if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) fail('INVALID_ARGUMENT', `${label}: not a hex string`);
   return new Uint8Array(Buffer.from(s, 'hex'));
 }
@@ -41,6 +42,7 @@ export function toBase64(b: Uint8Array): string {
 }
 
 export function fromBase64(s: string, label = 'base64'): Uint8Array {
+  if (typeof s !== 'string') fail('INVALID_ARGUMENT', `${label}: expected a base64 string`);
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) fail('INVALID_ARGUMENT', `${label}: not base64`);
   return new Uint8Array(Buffer.from(s, 'base64'));
 }
@@ -71,6 +73,8 @@ const MAGIC = utf8('DIVSv1');
  * object can never be replayed as another.
  */
 export function pae(type: string, payload: Uint8Array): Uint8Array {
+  // a lone surrogate would encode as U+FFFD and collide with another type name
+  if (typeof type !== 'string' || !type.isWellFormed()) fail('INVALID_ARGUMENT', 'pae: type must be well-formed text');
   const t = utf8(type);
   if (t.length === 0 || t.length > 0xffff) fail('INVALID_ARGUMENT', 'pae: bad type');
   const len = new Uint8Array(2);

@@ -8,3 +8,4 @@ export * from './errors.ts';
 export * from './bytes.ts';
 export * from './suites.ts';
 export * from './identity.ts';
+export * from './pki.ts';

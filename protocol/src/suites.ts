@@ -12,8 +12,9 @@
  * (standard ECDSA; our signers emit low-S, and record identity never depends on signature
  * bytes, so malleability cannot fork a record); Ed25519 verification is strict RFC 8032
  * (canonical S and point encodings), which is what OpenSSL does. Wycheproof `acceptable`
- * cases are decided by that policy (see protocol/test/suites.test.ts): high-S and the other
- * ECDSA `acceptable` flags accept, Ed25519 `acceptable` cases reject.
+ * cases follow that policy (ACCEPTABLE_POLICY in protocol/test/suites.test.ts): ECDSA cases
+ * flagged only as signature malleability (high S) must verify, Ed25519 ones must not, and any
+ * other `acceptable` case fails the vector test until a policy is written for it.
  *
  * Inputs are hostile: verifiers answer `false` on anything malformed or of the wrong type
  * (including a key of another suite than the one named); signers and importers throw a coded

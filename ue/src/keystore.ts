@@ -385,7 +385,7 @@ export class SoftwareKeyStore implements KeyStore {
   // ---------------------------------------------------------------- internals
 
   #open(): void {
-    if (this.#closed) fail('INVALID_ARGUMENT', 'key store is closed');
+    if (this.#closed) fail('UNAVAILABLE', 'key store is closed');
   }
 
   #entry(alias: string): KeyEntry {

@@ -316,7 +316,8 @@ export class RecordSigner {
   }
 
   #restore(raw: Uint8Array): void {
-    const bad = (why: string, cause?: unknown): never => fail('STATE_CORRUPT', `chain state ${this.#statePath}: ${why}`, cause);
+    // an explicitly typed `never` function, so the compiler narrows after calls to it
+    const bad: (why: string, cause?: unknown) => never = (why, cause) => fail('STATE_CORRUPT', `chain state ${this.#statePath}: ${why}`, cause);
     if (raw.length > MAX_STATE_BYTES) bad('too large');
     let s: Record<string, unknown>;
     try {

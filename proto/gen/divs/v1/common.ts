@@ -244,14 +244,27 @@ export interface ConsistencyProof {
   hashes: Uint8Array[];
 }
 
-/** Sparse Merkle proof that ue_key maps to value (the latest tx leaf hash) or to nothing. */
+/**
+ * Sparse Merkle proof that ue_key maps to value (the latest tx leaf hash) or to nothing.
+ * The tree is compact (a subtree holding one leaf is that leaf); hashing and verification are
+ * specified in protocol/src/smt.ts.
+ */
 export interface LatestProof {
   ueKey: Uint8Array;
   /** Leaf value, empty for a non-membership proof. */
   value: Uint8Array;
-  /** Bit i set: sibling at depth i is non-empty and present in siblings (in depth order). */
+  /**
+   * 32 bytes. Bit i (most significant bit of byte 0 first) set: the sibling at depth i is
+   * non-empty and present in siblings (in depth order, root first).
+   */
   bitmap: Uint8Array;
   siblings: Uint8Array[];
+  /**
+   * Non-membership proof whose path ends at another key's leaf: that leaf's key and value
+   * (both 32 bytes). Empty otherwise.
+   */
+  otherKey: Uint8Array;
+  otherValue: Uint8Array;
 }
 
 /**
@@ -1700,7 +1713,14 @@ export const ConsistencyProof: MessageFns<ConsistencyProof> = {
 };
 
 function createBaseLatestProof(): LatestProof {
-  return { ueKey: new Uint8Array(0), value: new Uint8Array(0), bitmap: new Uint8Array(0), siblings: [] };
+  return {
+    ueKey: new Uint8Array(0),
+    value: new Uint8Array(0),
+    bitmap: new Uint8Array(0),
+    siblings: [],
+    otherKey: new Uint8Array(0),
+    otherValue: new Uint8Array(0),
+  };
 }
 
 export const LatestProof: MessageFns<LatestProof> = {
@@ -1716,6 +1736,12 @@ export const LatestProof: MessageFns<LatestProof> = {
     }
     for (const v of message.siblings) {
       writer.uint32(34).bytes(v!);
+    }
+    if (message.otherKey.length !== 0) {
+      writer.uint32(42).bytes(message.otherKey);
+    }
+    if (message.otherValue.length !== 0) {
+      writer.uint32(50).bytes(message.otherValue);
     }
     return writer;
   },
@@ -1765,6 +1791,22 @@ export const LatestProof: MessageFns<LatestProof> = {
             message.siblings.push(reader.bytes());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.otherKey = reader.bytes();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.otherValue = reader.bytes();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1786,6 +1828,8 @@ export const LatestProof: MessageFns<LatestProof> = {
     message.value = object.value ?? new Uint8Array(0);
     message.bitmap = object.bitmap ?? new Uint8Array(0);
     message.siblings = object.siblings?.map((e) => e) || [];
+    message.otherKey = object.otherKey ?? new Uint8Array(0);
+    message.otherValue = object.otherValue ?? new Uint8Array(0);
     return message;
   },
 };

@@ -1,0 +1,521 @@
+/**
+ * @module smt
+ * A sparse Merkle tree over 256-bit keys: the map from UE key (SHA-256 of the UE public key)
+ * to the RFC 9162 leaf hash of the UE's latest endorsement tx. Its root (the *state root*) is
+ * bound into every block header and checkpoint, so a consumer can check with
+ * {@link verifyLatestProof} that an endorsement is — or is not — the UE's latest.
+ *
+ * ## Hashing (domain-separated from RFC 9162's 0x00/0x01)
+ * - key bits are read most significant bit of byte 0 first; bit i chooses the child at depth i
+ *   (0 = left, 1 = right); the root is depth 0;
+ * - empty subtree (any height): 32 zero bytes, {@link SMT_EMPTY} — a constant, not a hash chain,
+ *   because the tree is compact (next point);
+ * - a subtree holding exactly one leaf *is* that leaf: `leaf = SHA-256(0x02 || key || value)`,
+ *   placed at the shallowest depth where it is alone. The leaf binds its full key, so its
+ *   position needs no separate commitment;
+ * - any other subtree (two or more leaves): `node = SHA-256(0x03 || left || right)`.
+ *
+ * Compared with hashing all 256 levels, a proof has ~log2(n) siblings and an update costs
+ * ~log2(n) hashes (never more than 257), which is what lets the ledger take 10k updates/s.
+ *
+ * ## Proofs ({@link LatestProof})
+ * `bitmap` is 32 bytes; bit i set means the sibling at depth i is non-empty and is the next
+ * entry of `siblings` (root first). The path ends at depth d = (highest set bit) + 1: in a
+ * canonical tree the deepest sibling on a path is never empty. At depth d sits
+ * - the key's own leaf (membership: `value` is 32 bytes), or
+ * - nothing (non-membership: `value`, `other_key`, `other_value` empty), or
+ * - another key's leaf (non-membership: `other_key` and `other_value` give it).
+ * The verifier folds from that terminal hash up to the root along the key's bits.
+ *
+ * ## Storage
+ * Nodes are versioned and immutable (as in Diem's Jellyfish Merkle tree): an update at version
+ * v writes new nodes under (v, path) and never rewrites an old one, so every historical root
+ * stays provable and a database store writes sequentially. Storage is pluggable through
+ * {@link SmtNodeStore}; {@link MemorySmtStore} and {@link SmtOverlay} are provided.
+ */
+import { createHash } from 'node:crypto';
+import type { LatestProof } from '../../proto/gen/divs/v1/common.ts';
+import { equalBytes } from './bytes.ts';
+import { fail } from './errors.ts';
+
+export type { LatestProof };
+
+/** Key and value length in bytes. */
+export const SMT_KEY_LENGTH = 32;
+/** Tree depth in bits. */
+export const SMT_DEPTH = 256;
+/** Hash of an empty subtree (any height), and the root of the empty tree. */
+export const SMT_EMPTY: Uint8Array = new Uint8Array(32);
+
+const LEAF_TAG = new Uint8Array([0x02]);
+const NODE_TAG = new Uint8Array([0x03]);
+
+function digest(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  const d = h.digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** Leaf hash: SHA-256(0x02 || key || value). */
+export function smtLeafHash(key: Uint8Array, value: Uint8Array): Uint8Array {
+  return digest(LEAF_TAG, key, value);
+}
+
+/** Interior node hash: SHA-256(0x03 || left || right). */
+export function smtNodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  return digest(NODE_TAG, left, right);
+}
+
+/** Bit `i` of a key, most significant bit of byte 0 first. */
+export function keyBit(key: Uint8Array, i: number): number {
+  return ((key[i >> 3] as number) >> (7 - (i & 7))) & 1;
+}
+
+// ---------------------------------------------------------------- nodes
+
+/** A pointer to a stored node: the version it was written at and its hash. */
+export interface SmtRef {
+  version: number;
+  hash: Uint8Array;
+}
+
+export interface SmtLeaf {
+  kind: 'leaf';
+  key: Uint8Array;
+  value: Uint8Array;
+  hash: Uint8Array;
+}
+
+export interface SmtBranch {
+  kind: 'branch';
+  left: SmtRef | null;
+  right: SmtRef | null;
+  hash: Uint8Array;
+}
+
+export type SmtNode = SmtLeaf | SmtBranch;
+
+/**
+ * Position of a node, as an opaque string key: u16be(depth) || the first ceil(depth/8) bytes
+ * of any key below it with the bits past `depth` cleared, one char per byte (latin1). Use
+ * {@link smtPathBytes} to store it as bytes.
+ */
+export type SmtPath = string;
+
+/** A node together with where it is stored. */
+export interface SmtStoredNode {
+  version: number;
+  path: SmtPath;
+  node: SmtNode;
+}
+
+/** Position of the node at `depth` on `key`'s path. */
+export function smtPath(key: Uint8Array, depth: number): SmtPath {
+  const full = depth >> 3;
+  const rem = depth & 7;
+  let s = String.fromCharCode(depth >> 8, depth & 0xff);
+  for (let i = 0; i < full; i++) s += String.fromCharCode(key[i] as number);
+  if (rem !== 0) s += String.fromCharCode((key[full] as number) & ((0xff << (8 - rem)) & 0xff));
+  return s;
+}
+
+/** The bytes of a path (for storage). */
+export function smtPathBytes(path: SmtPath): Uint8Array {
+  return new Uint8Array(Buffer.from(path, 'latin1'));
+}
+
+/** A path read back from storage. */
+export function smtPathFromBytes(b: Uint8Array): SmtPath {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+/** A leaf node (hash computed). */
+export function smtLeaf(key: Uint8Array, value: Uint8Array): SmtLeaf {
+  return { kind: 'leaf', key, value, hash: smtLeafHash(key, value) };
+}
+
+/** A branch node (hash computed). */
+export function smtBranch(left: SmtRef | null, right: SmtRef | null): SmtBranch {
+  return { kind: 'branch', left, right, hash: smtNodeHash(left?.hash ?? SMT_EMPTY, right?.hash ?? SMT_EMPTY) };
+}
+
+/**
+ * Storage encoding of a node. Leaf: `0x02 || key || value` (65 bytes). Branch: `0x03 ||
+ * flags (bit 0: left present, bit 1: right present) || per present child u64be(version) ||
+ * hash`. A node's own hash is not stored: decoding recomputes it, so a reader that compares it
+ * with the parent's reference detects any altered node.
+ */
+export function encodeSmtNode(node: SmtNode): Uint8Array {
+  if (node.kind === 'leaf') {
+    const out = new Uint8Array(65);
+    out[0] = 0x02;
+    out.set(node.key, 1);
+    out.set(node.value, 33);
+    return out;
+  }
+  const kids = [node.left, node.right];
+  const out = new Uint8Array(2 + kids.reduce((n, k) => n + (k ? 40 : 0), 0));
+  const dv = new DataView(out.buffer);
+  out[0] = 0x03;
+  out[1] = (node.left ? 1 : 0) | (node.right ? 2 : 0);
+  let o = 2;
+  for (const k of kids) {
+    if (!k) continue;
+    dv.setUint32(o, Math.floor(k.version / 2 ** 32));
+    dv.setUint32(o + 4, k.version >>> 0);
+    out.set(k.hash, o + 8);
+    o += 40;
+  }
+  return out;
+}
+
+/** Decodes {@link encodeSmtNode} output strictly; throws INVALID_ARGUMENT on anything else. */
+export function decodeSmtNode(b: Uint8Array): SmtNode {
+  if (!(b instanceof Uint8Array) || b.length === 0) fail('INVALID_ARGUMENT', 'smt: empty node');
+  if (b[0] === 0x02) {
+    if (b.length !== 65) fail('INVALID_ARGUMENT', 'smt: leaf node must be 65 bytes');
+    return smtLeaf(b.slice(1, 33), b.slice(33, 65));
+  }
+  if (b[0] !== 0x03 || b.length < 2) fail('INVALID_ARGUMENT', 'smt: unknown node type');
+  const flags = b[1] as number;
+  // A branch always has two or more leaves below it, so at least one child.
+  if (flags === 0 || flags > 3) fail('INVALID_ARGUMENT', 'smt: bad branch flags');
+  const n = (flags & 1) + ((flags >> 1) & 1);
+  if (b.length !== 2 + 40 * n) fail('INVALID_ARGUMENT', 'smt: bad branch length');
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  let o = 2;
+  const child = (present: boolean): SmtRef | null => {
+    if (!present) return null;
+    const version = dv.getUint32(o) * 2 ** 32 + dv.getUint32(o + 4);
+    if (!Number.isSafeInteger(version)) fail('INVALID_ARGUMENT', 'smt: version out of range');
+    const hash = b.slice(o + 8, o + 40);
+    o += 40;
+    return { version, hash };
+  };
+  const left = child((flags & 1) !== 0);
+  const right = child((flags & 2) !== 0);
+  return smtBranch(left, right);
+}
+
+/** Where a tree keeps its nodes. Reads must return exactly what was put under (version, path). */
+export interface SmtNodeStore {
+  get(version: number, path: SmtPath): SmtNode | undefined;
+  put(nodes: readonly SmtStoredNode[]): void;
+}
+
+const slot = (version: number, path: SmtPath): string => `${version}/${path}`;
+
+/**
+ * An in-memory store. With `latestOnly`, each position keeps only its newest node (what a
+ * replay needs: old versions are never read again), otherwise every version is kept.
+ */
+export class MemorySmtStore implements SmtNodeStore {
+  readonly #all = new Map<string, SmtNode>();
+  readonly #latest = new Map<SmtPath, { version: number; node: SmtNode }>();
+  readonly #latestOnly: boolean;
+
+  constructor(opts: { latestOnly?: boolean } = {}) {
+    this.#latestOnly = opts.latestOnly ?? false;
+  }
+
+  get(version: number, path: SmtPath): SmtNode | undefined {
+    if (!this.#latestOnly) return this.#all.get(slot(version, path));
+    const e = this.#latest.get(path);
+    return e && e.version === version ? e.node : undefined;
+  }
+
+  put(nodes: readonly SmtStoredNode[]): void {
+    for (const n of nodes) {
+      if (this.#latestOnly) this.#latest.set(n.path, { version: n.version, node: n.node });
+      else this.#all.set(slot(n.version, n.path), n.node);
+    }
+  }
+
+  /** Number of stored nodes. */
+  get size(): number {
+    return this.#latestOnly ? this.#latest.size : this.#all.size;
+  }
+}
+
+/**
+ * Nodes staged on top of a base store, not yet written to it: lets a writer stage several
+ * versions (e.g. several blocks in one database transaction) and then persist them together,
+ * or drop them.
+ */
+export class SmtOverlay implements SmtNodeStore {
+  readonly base: SmtNodeStore;
+  readonly #own = new Map<string, SmtStoredNode>();
+
+  constructor(base: SmtNodeStore) {
+    this.base = base;
+  }
+
+  get(version: number, path: SmtPath): SmtNode | undefined {
+    return this.#own.get(slot(version, path))?.node ?? this.base.get(version, path);
+  }
+
+  put(nodes: readonly SmtStoredNode[]): void {
+    for (const n of nodes) this.#own.set(slot(n.version, n.path), n);
+  }
+
+  /** The staged nodes, in the order first staged. */
+  nodes(): SmtStoredNode[] {
+    return [...this.#own.values()];
+  }
+}
+
+// ---------------------------------------------------------------- the tree
+
+/** The result of staging updates: the new root and the nodes to store. */
+export interface SmtBatch {
+  version: number;
+  root: SmtRef | null;
+  nodes: SmtStoredNode[];
+}
+
+interface Entry {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+function checkKV(key: unknown, value: unknown): asserts key is Uint8Array {
+  if (!(key instanceof Uint8Array) || key.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: key must be 32 bytes');
+  if (!(value instanceof Uint8Array) || value.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: value must be 32 bytes');
+}
+
+function compareKeys(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/**
+ * The sparse Merkle tree over a node store. Reads verify every node against the hash its
+ * parent recorded and throw LEDGER_TAMPERED on a mismatch or a missing node.
+ *
+ * @example
+ * ```ts
+ * const tree = new SparseMerkleTree(new MemorySmtStore());
+ * tree.update([[ueKey, txLeafHash]], 1);
+ * verifyLatestProof(tree.prove(ueKey), tree.rootHash); // true
+ * ```
+ */
+export class SparseMerkleTree {
+  readonly store: SmtNodeStore;
+  #root: SmtRef | null;
+
+  constructor(store: SmtNodeStore, root: SmtRef | null = null) {
+    this.store = store;
+    this.#root = root;
+  }
+
+  /** Reference to the root node; null for the empty tree. */
+  get root(): SmtRef | null {
+    return this.#root;
+  }
+
+  /** The root hash ({@link SMT_EMPTY} for the empty tree). */
+  get rootHash(): Uint8Array {
+    return this.#root?.hash ?? SMT_EMPTY;
+  }
+
+  /** Points the tree at another root (e.g. after a failed write, or to read a past version). */
+  reset(root: SmtRef | null): void {
+    this.#root = root;
+  }
+
+  #read(ref: SmtRef, key: Uint8Array, depth: number): SmtNode {
+    const node = this.store.get(ref.version, smtPath(key, depth));
+    if (node === undefined) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} is missing`);
+    if (!equalBytes(node.hash, ref.hash)) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} does not match its parent`);
+    return node;
+  }
+
+  /** The value stored under `key`, or undefined. */
+  lookup(key: Uint8Array): Uint8Array | undefined {
+    if (!(key instanceof Uint8Array) || key.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: key must be 32 bytes');
+    let ref = this.#root;
+    for (let depth = 0; ref !== null; depth++) {
+      const node = this.#read(ref, key, depth);
+      if (node.kind === 'leaf') return equalBytes(node.key, key) ? node.value.slice() : undefined;
+      ref = keyBit(key, depth) === 1 ? node.right : node.left;
+    }
+    return undefined;
+  }
+
+  /** Membership or non-membership proof for `key` against {@link rootHash}. */
+  prove(key: Uint8Array): LatestProof {
+    if (!(key instanceof Uint8Array) || key.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: key must be 32 bytes');
+    const bitmap = new Uint8Array(32);
+    const siblings: Uint8Array[] = [];
+    const proof: LatestProof = { ueKey: key.slice(), value: new Uint8Array(0), bitmap, siblings, otherKey: new Uint8Array(0), otherValue: new Uint8Array(0) };
+    let ref = this.#root;
+    for (let depth = 0; ref !== null; depth++) {
+      const node = this.#read(ref, key, depth);
+      if (node.kind === 'leaf') {
+        if (equalBytes(node.key, key)) proof.value = node.value.slice();
+        else {
+          proof.otherKey = node.key.slice();
+          proof.otherValue = node.value.slice();
+        }
+        break;
+      }
+      const right = keyBit(key, depth) === 1;
+      const sib = right ? node.left : node.right;
+      if (sib !== null) {
+        bitmap[depth >> 3] = (bitmap[depth >> 3] as number) | (0x80 >> (depth & 7));
+        siblings.push(sib.hash.slice());
+      }
+      ref = right ? node.right : node.left;
+    }
+    return proof;
+  }
+
+  /**
+   * Computes the tree after setting `entries` (later entries for the same key win), writing
+   * every new node at `version`, which must be greater than the root's. Touches nothing:
+   * apply the batch with {@link apply}. Cost: one hash per new node, ~log2(n) per key.
+   */
+  stage(entries: Iterable<readonly [Uint8Array, Uint8Array]>, version: number): SmtBatch {
+    if (!Number.isSafeInteger(version) || version < 0) fail('INVALID_ARGUMENT', 'smt: version must be a non-negative integer');
+    if (this.#root !== null && version <= this.#root.version) fail('INVALID_ARGUMENT', `smt: version ${version} is not after ${this.#root.version}`);
+    const byKey = new Map<string, Entry>();
+    for (const [key, value] of entries) {
+      checkKV(key, value);
+      byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), { key: key.slice(), value: value.slice() });
+    }
+    if (byKey.size === 0) return { version, root: this.#root, nodes: [] };
+    const sorted = [...byKey.values()].sort((a, b) => compareKeys(a.key, b.key));
+    const nodes: SmtStoredNode[] = [];
+    const write = (depth: number, key: Uint8Array, node: SmtNode): SmtRef => {
+      nodes.push({ version, path: smtPath(key, depth), node });
+      return { version, hash: node.hash };
+    };
+    // First index in [lo, hi) whose bit `depth` is 1 (entries are sorted and share the prefix).
+    const split = (list: readonly Entry[], lo: number, hi: number, depth: number): number => {
+      let a = lo;
+      let b = hi;
+      while (a < b) {
+        const m = (a + b) >> 1;
+        if (keyBit((list[m] as Entry).key, depth) === 1) b = m;
+        else a = m + 1;
+      }
+      return a;
+    };
+    // A new subtree over list[lo, hi) (≥ 1 entry) rooted at `depth`.
+    const fresh = (list: readonly Entry[], lo: number, hi: number, depth: number): SmtRef => {
+      const first = list[lo] as Entry;
+      if (hi - lo === 1) return write(depth, first.key, smtLeaf(first.key, first.value));
+      const mid = split(list, lo, hi, depth);
+      const left = mid > lo ? fresh(list, lo, mid, depth + 1) : null;
+      const right = mid < hi ? fresh(list, mid, hi, depth + 1) : null;
+      return write(depth, first.key, smtBranch(left, right));
+    };
+    // Applies list[lo, hi) to the existing subtree `ref` at `depth`.
+    const update = (ref: SmtRef | null, lo: number, hi: number, depth: number): SmtRef | null => {
+      if (lo === hi) return ref;
+      const first = sorted[lo] as Entry;
+      if (ref === null) return fresh(sorted, lo, hi, depth);
+      const node = this.#read(ref, first.key, depth);
+      if (node.kind === 'branch') {
+        const mid = split(sorted, lo, hi, depth);
+        const left = update(node.left, lo, mid, depth + 1);
+        const right = update(node.right, mid, hi, depth + 1);
+        return write(depth, first.key, smtBranch(left, right));
+      }
+      // A lone leaf: rebuild this subtree from the updates plus the old leaf (unless replaced).
+      const slice = sorted.slice(lo, hi);
+      if (!slice.some((e) => equalBytes(e.key, node.key))) {
+        slice.push({ key: node.key, value: node.value });
+        slice.sort((a, b) => compareKeys(a.key, b.key));
+      }
+      return fresh(slice, 0, slice.length, depth);
+    };
+    const root = update(this.#root, 0, sorted.length, 0);
+    return { version, root, nodes };
+  }
+
+  /** Stores a staged batch and moves the root to it. */
+  apply(batch: SmtBatch): void {
+    this.store.put(batch.nodes);
+    this.#root = batch.root;
+  }
+
+  /** {@link stage} then {@link apply}; returns the new root hash. */
+  update(entries: Iterable<readonly [Uint8Array, Uint8Array]>, version: number): Uint8Array {
+    this.apply(this.stage(entries, version));
+    return this.rootHash;
+  }
+}
+
+// ---------------------------------------------------------------- verification
+
+function isBytes(b: unknown, ...lengths: number[]): b is Uint8Array {
+  return b instanceof Uint8Array && lengths.includes(b.length);
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (const x of b) if (x !== 0) return false;
+  return true;
+}
+
+/**
+ * Verifies a membership or non-membership proof against a state root. Pure; every field may
+ * come from an attacker, and anything malformed or non-canonical answers false.
+ * A true answer means: `proof.ueKey` maps to `proof.value` (32 bytes) — or to nothing when
+ * `proof.value` is empty — in the tree whose root is `stateRoot`.
+ */
+export function verifyLatestProof(proof: LatestProof, stateRoot: Uint8Array): boolean {
+  try {
+    if (typeof proof !== 'object' || proof === null) return false;
+    const { ueKey, value, bitmap, siblings } = proof;
+    const otherKey = proof.otherKey ?? new Uint8Array(0);
+    const otherValue = proof.otherValue ?? new Uint8Array(0);
+    if (!isBytes(stateRoot, 32) || !isBytes(ueKey, 32) || !isBytes(bitmap, 32)) return false;
+    if (!isBytes(value, 0, 32) || !isBytes(otherKey, 0, 32) || !isBytes(otherValue, 0, 32)) return false;
+    if (!Array.isArray(siblings) || siblings.length > SMT_DEPTH) return false;
+    let depth = 0;
+    let count = 0;
+    for (let i = 0; i < SMT_DEPTH; i++) {
+      if (keyBit(bitmap, i) === 1) {
+        count++;
+        depth = i + 1;
+      }
+    }
+    if (count !== siblings.length) return false;
+    for (const s of siblings) if (!isBytes(s, 32) || isZero(s)) return false;
+
+    let h: Uint8Array;
+    if (value.length === 32) {
+      if (otherKey.length !== 0 || otherValue.length !== 0) return false;
+      h = smtLeafHash(ueKey, value);
+    } else if (otherKey.length === 0 && otherValue.length === 0) {
+      h = SMT_EMPTY;
+    } else {
+      if (otherKey.length !== 32 || otherValue.length !== 32 || equalBytes(otherKey, ueKey)) return false;
+      // The other leaf must sit on ue_key's path: same first `depth` bits.
+      for (let i = 0; i < depth; i++) if (keyBit(otherKey, i) !== keyBit(ueKey, i)) return false;
+      h = smtLeafHash(otherKey, otherValue);
+    }
+    let j = siblings.length - 1;
+    for (let i = depth - 1; i >= 0; i--) {
+      const sib = keyBit(bitmap, i) === 1 ? (siblings[j--] as Uint8Array) : SMT_EMPTY;
+      h = keyBit(ueKey, i) === 1 ? smtNodeHash(sib, h) : smtNodeHash(h, sib);
+    }
+    return equalBytes(h, stateRoot);
+  } catch {
+    // a getter or proxy in attacker-shaped input: not a valid proof
+    return false;
+  }
+}
+
+/**
+ * Checks that `leaf` is the latest version for `ueKey` under `stateRoot`: throws INVALID_PROOF
+ * when the proof is malformed, does not verify or is for another key, NOT_LATEST when it
+ * proves another value or absence.
+ */
+export function assertLatest(proof: LatestProof, stateRoot: Uint8Array, ueKey: Uint8Array, leaf: Uint8Array): void {
+  if (!verifyLatestProof(proof, stateRoot)) fail('INVALID_PROOF', 'latest-version proof does not verify');
+  if (!equalBytes(proof.ueKey, ueKey)) fail('INVALID_PROOF', 'latest-version proof is for another UE key');
+  if (proof.value.length === 0) fail('NOT_LATEST', 'the UE key has no version in this state');
+  if (!equalBytes(proof.value, leaf)) fail('NOT_LATEST', 'a newer version of this UE endorsement exists');
+}
