@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { createLogger, silentLogger, type Logger } from '../../platform/src/log.ts';
 import { createCefServer } from './rpc.ts';
-import { Usm } from './usm.ts';
+import { Usm, validatePlmnId } from './usm.ts';
 
 /** Name of the database file inside the data directory. */
 export const DB_FILE = 'cef.sqlite';
@@ -64,6 +64,7 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('CONFIG_INVALID', 'port: must be 0..65535');
   if (!opts.dataDir) fail('CONFIG_INVALID', 'dataDir: missing');
+  validatePlmnId(opts.plmnId);
   mkdirSync(opts.dataDir, { recursive: true });
   const usm = Usm.open({ path: join(opts.dataDir, DB_FILE), plmnId: opts.plmnId, operatorName: opts.operatorName });
   const server = createCefServer({

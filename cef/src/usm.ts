@@ -148,6 +148,12 @@ export interface UsmOptions {
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const GEO = /^[A-Z]{2}(-[A-Z0-9]{1,3})?$/;
 
+/** Checks a PLMN ID (MCC + MNC: 5 or 6 digits); CONFIG_INVALID otherwise. */
+export function validatePlmnId(v: unknown): string {
+  if (typeof v !== 'string' || !/^[0-9]{5,6}$/.test(v)) fail('CONFIG_INVALID', 'plmnId: must be MCC + MNC, 5 or 6 digits');
+  return v;
+}
+
 function text(v: unknown, label: string, max: number): string {
   if (typeof v !== 'string' || v.length === 0) fail('MISSING_FIELD', `${label}: missing`);
   if (v.length > max) fail('INVALID_ARGUMENT', `${label}: longer than ${max} characters`);
@@ -312,8 +318,12 @@ export class Usm {
    * the file belongs to another PLMN, is not a CEF database, or is in use by another process.
    */
   static open(opts: UsmOptions): Usm {
-    if (typeof opts.plmnId !== 'string' || !/^[0-9]{5,6}$/.test(opts.plmnId)) fail('CONFIG_INVALID', 'plmnId: must be MCC + MNC, 5 or 6 digits');
-    text(opts.operatorName, 'operatorName', 128);
+    validatePlmnId(opts.plmnId);
+    try {
+      text(opts.operatorName, 'operatorName', 128);
+    } catch (e) {
+      fail('CONFIG_INVALID', (e as Error).message);
+    }
     let db: Database.Database | undefined;
     try {
       db = new Database(opts.path, { timeout: 1000 });

@@ -233,6 +233,8 @@ describe('CEF process', () => {
     await client.unsubscribe(sub.subscriptionId);
     expect(await live).toEqual({ events: [wanted], code: 'UNKNOWN_SUBSCRIPTION' });
     expect((await untilError(client.subscribe(sub.subscriptionId, 0))).code).toBe('UNKNOWN_SUBSCRIPTION');
+    // follow() retries outages but not a deleted subscription
+    expect((await untilError(client.follow(sub.subscriptionId, 0, { onRetry: () => expect.fail('retried') }))).code).toBe('UNKNOWN_SUBSCRIPTION');
     expect(await codeOf(client.unsubscribe(sub.subscriptionId))).toBe('UNKNOWN_SUBSCRIPTION');
     expect(await codeOf(client.modifySubscription({ subscriptionId: sub.subscriptionId, all: true }))).toBe('UNKNOWN_SUBSCRIPTION');
     expect(await codeOf(client.createSubscription({ subscriber: 'as-test', identities: [byImei(39)] }))).toBe('UNKNOWN_IDENTITY');

@@ -82,6 +82,7 @@ export class WorkerKeyStore implements KeyStore {
     const ready = await new Promise<KeyStoreReady>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', (e) => reject(new DivsError('INTERNAL', 'key store worker failed to start', { cause: e })));
+      worker.once('exit', (code) => reject(new DivsError('INTERNAL', `key store worker exited (${code}) before it was ready`)));
     }).catch(async (e: unknown) => {
       await worker.terminate();
       throw e;
