@@ -12,7 +12,10 @@ import {
   type StatusEvent,
 } from '../../proto/gen/divs/v1/cef.ts';
 import type { AccountStatus, UeIdentity } from '../../proto/gen/divs/v1/common.ts';
-import { DivsError } from '../../protocol/src/errors.ts';
+import { DivsError, isErrorCode } from '../../protocol/src/errors.ts';
+
+/** Identities per BatchGetAccountStatus call. */
+export const STATUS_BATCH = 5000;
 import { grpc, makeClient, serverStream, unary } from '../../platform/src/grpc.ts';
 import { silentLogger } from '../../platform/src/log.ts';
 import type { StatusSource } from './contract.ts';
@@ -45,30 +48,30 @@ export class CefLink implements StatusSource {
     return md;
   }
 
-  /** Account status per identity [NET-1]; each failure stays with its identity. */
+  /**
+   * Account status per identity [NET-1], in batches of {@link STATUS_BATCH} per call; each
+   * failure stays with its identity, and an unreachable CEF fails every slot with CEF_UNAVAILABLE.
+   */
   async getStatuses(identities: UeIdentity[]): Promise<Array<AccountStatus | DivsError>> {
-    const out: Array<AccountStatus | DivsError> = new Array(identities.length);
-    const CONCURRENCY = 128;
-    let next = 0;
-    let unavailable: DivsError | undefined;
-    const worker = async () => {
-      while (next < identities.length) {
-        const i = next++;
-        if (unavailable) {
-          out[i] = unavailable;
-          continue;
-        }
+    const out: Array<AccountStatus | DivsError> = [];
+    const chunks: UeIdentity[][] = [];
+    for (let i = 0; i < identities.length; i += STATUS_BATCH) chunks.push(identities.slice(i, i + STATUS_BATCH));
+    const answers = await Promise.all(
+      chunks.map(async (chunk) => {
         try {
-          const res = await unary(this.#client, this.#client.getAccountStatus, { identity: identities[i] }, { metadata: this.#md(), timeoutMs: this.#o.timeoutMs ?? 10_000 });
-          out[i] = res.status ?? new DivsError('CEF_UNAVAILABLE', 'empty status');
+          const res = await unary(this.#client, this.#client.batchGetAccountStatus, { identities: chunk }, { metadata: this.#md(), timeoutMs: this.#o.timeoutMs ?? 15_000 });
+          if (res.results.length !== chunk.length) throw new DivsError('CEF_UNAVAILABLE', 'CEF answered a different number of statuses');
+          return res.results.map((r) =>
+            r.status && !r.errorCode ? r.status : new DivsError(isErrorCode(r.errorCode) ? r.errorCode : 'INTERNAL', r.errorMessage || 'no status'),
+          );
         } catch (e) {
           const err = e instanceof DivsError ? e : new DivsError('CEF_UNAVAILABLE', String(e));
-          if (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT') unavailable = new DivsError('CEF_UNAVAILABLE', `CEF unavailable: ${err.message}`);
-          out[i] = unavailable ?? err;
+          const mapped = err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT' ? new DivsError('CEF_UNAVAILABLE', `CEF unavailable: ${err.message}`) : err;
+          return chunk.map(() => mapped);
         }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, identities.length) }, worker));
+      }),
+    );
+    for (const a of answers) out.push(...a);
     return out;
   }
 

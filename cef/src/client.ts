@@ -19,7 +19,7 @@ import {
   type SubscriberRecord,
 } from '../../proto/gen/divs/v1/cef.ts';
 import type { AccountStatus, UeIdentity } from '../../proto/gen/divs/v1/common.ts';
-import { DivsError, fail, type ErrorCode } from '../../protocol/src/errors.ts';
+import { DivsError, fail, isErrorCode, type ErrorCode } from '../../protocol/src/errors.ts';
 import { fromServiceError, grpc, unary } from '../../platform/src/grpc.ts';
 import { fetchDeviceConfig, type OtaTransport } from './ota.ts';
 
@@ -116,6 +116,14 @@ export class CefClient implements OtaTransport {
   // ------------------------------------------------------------ RP-edl (AS side)
 
   /** Account status of the UE an identity names [NET-1]. */
+  /** Account status of many UEs in one call; one result per identity, in order [NET-1] [MTC-1]. */
+  async batchGetAccountStatus(identities: IdentityInput[]): Promise<Array<AccountStatus | DivsError>> {
+    const res = await unary(this.#exposure, this.#exposure.batchGetAccountStatus, { identities: identities.map(fullIdentity) }, this.#opts());
+    return res.results.map((r) =>
+      r.status && !r.errorCode ? r.status : new DivsError(isErrorCode(r.errorCode) ? r.errorCode : 'INTERNAL', r.errorMessage || 'no status'),
+    );
+  }
+
   async getAccountStatus(identity: IdentityInput): Promise<AccountStatus> {
     const res = await unary(this.#exposure, this.#exposure.getAccountStatus, { identity: fullIdentity(identity) }, this.#opts());
     if (!res.status) fail('INTERNAL', 'CEF answered without a status');

@@ -13,10 +13,10 @@ import {
   DeviceManagementServiceService,
   SubscriberManagementServiceService,
 } from '../../proto/gen/divs/v1/cef.ts';
-import { fail } from '../../protocol/src/errors.ts';
+import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { RpcServer, type CallContext } from '../../platform/src/grpc.ts';
 import type { Logger } from '../../platform/src/log.ts';
-import type { Usm } from './usm.ts';
+import { MAX_IDENTITIES_PER_REQUEST, type Usm } from './usm.ts';
 
 export interface CefRpcOptions {
   usm: Usm;
@@ -68,6 +68,23 @@ export function createCefServer(opts: CefRpcOptions): RpcServer {
     getAccountStatus: (req, ctx) => {
       exposure(ctx);
       return { status: usm.getAccountStatus(req.identity) };
+    },
+    batchGetAccountStatus: (req, ctx) => {
+      exposure(ctx);
+      if (req.identities.length > MAX_IDENTITIES_PER_REQUEST) {
+        fail('BATCH_TOO_LARGE', `at most ${MAX_IDENTITIES_PER_REQUEST} identities per call, got ${req.identities.length}`);
+      }
+      // one result per identity: a bad or unknown identity fails only its own slot
+      return {
+        results: req.identities.map((id) => {
+          try {
+            return { status: usm.getAccountStatus(id), errorCode: '', errorMessage: '' };
+          } catch (e) {
+            if (!(e instanceof DivsError)) throw e;
+            return { errorCode: e.code, errorMessage: e.message };
+          }
+        }),
+      };
     },
     createSubscription: (req, ctx) => {
       exposure(ctx);

@@ -14,12 +14,10 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { RecordBody, type BatchProof, type SignedRecord } from '../../proto/gen/divs/v1/common.ts';
-import { Domain, concat, equalBytes, pae, sha256, u64be } from './bytes.ts';
+import { Domain, concat, pae, sha256, u64be } from './bytes.ts';
 import { fail } from './errors.ts';
+import { HASH_LENGTH, batchPaths, leafHash, verifyInclusion } from './merkle.ts';
 import { nodeVerify, type Suite } from './suites.ts';
-
-/** Length of every hash in records and batch proofs (SHA-256). */
-export const HASH_LENGTH = 32;
 
 /** `previous_hash` of a UE's first record (sequence 1): 32 zero bytes. */
 export const GENESIS_PREVIOUS_HASH: Uint8Array = new Uint8Array(HASH_LENGTH);
@@ -46,72 +44,11 @@ export function decodeRecordBody(body: Uint8Array): RecordBody {
   }
 }
 
-// ---------------------------------------------------------------- RFC 9162 helper
-// TODO(lead): replace this private helper with protocol/src/merkle.ts (RFC 9162) once it lands:
-// batchLeafHash -> its leaf hash, merkleBuild -> its root + inclusion paths, inclusionRoot ->
-// its inclusion-proof verifier. The hashing below is exactly RFC 9162 section 2.1.
-
-const LEAF_PREFIX = new Uint8Array([0x00]);
-const NODE_PREFIX = new Uint8Array([0x01]);
+// ---------------------------------------------------------------- batch trees (RFC 9162, merkle.ts)
 
 /** RFC 9162 leaf hash of one batch body: SHA-256(0x00 || body). */
 export function batchLeafHash(body: Uint8Array): Uint8Array {
-  return sha256(LEAF_PREFIX, body);
-}
-
-function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(NODE_PREFIX, left, right);
-}
-
-/** Largest power of two strictly below n (n >= 2), as RFC 9162 splits a tree. */
-function splitPoint(n: number): number {
-  let k = 1;
-  while (k * 2 < n) k *= 2;
-  return k;
-}
-
-/**
- * Root of leaves[lo, hi) and, for every leaf in that range, its audit path bottom-up.
- * Recursion depth is log2(n); each level appends one sibling to every leaf path below it.
- */
-function merkleBuild(leaves: Uint8Array[], lo: number, hi: number, paths: Uint8Array[][]): Uint8Array {
-  if (hi - lo === 1) return leaves[lo] as Uint8Array;
-  const mid = lo + splitPoint(hi - lo);
-  const left = merkleBuild(leaves, lo, mid, paths);
-  const right = merkleBuild(leaves, mid, hi, paths);
-  for (let i = lo; i < mid; i++) (paths[i] as Uint8Array[]).push(right);
-  for (let i = mid; i < hi; i++) (paths[i] as Uint8Array[]).push(left);
-  return nodeHash(left, right);
-}
-
-/**
- * Root implied by an inclusion path (RFC 9162 section 2.1.3.2), or null when the path cannot
- * be one for (index, size): wrong length or index out of range. Plain arithmetic instead of
- * bit operators, because JS bit operators truncate to 32 bits.
- */
-function inclusionRoot(index: number, size: number, leaf: Uint8Array, path: readonly Uint8Array[]): Uint8Array | null {
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return null;
-  let fn = index;
-  let sn = size - 1;
-  let r = leaf;
-  for (const p of path) {
-    if (sn === 0) return null;
-    if (fn % 2 === 1 || fn === sn) {
-      r = nodeHash(p, r);
-      if (fn % 2 === 0) {
-        // a right-edge node without a sibling at this level: climb until it is a right child
-        while (fn % 2 === 0 && fn !== 0) {
-          fn = Math.floor(fn / 2);
-          sn = Math.floor(sn / 2);
-        }
-      }
-    } else {
-      r = nodeHash(r, p);
-    }
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  return sn === 0 ? r : null;
+  return leafHash(body);
 }
 
 /** A batch ready to sign: its root and, per body, the inclusion path (bottom-up). */
@@ -128,13 +65,11 @@ export interface BuiltBatch {
 export function buildBatch(bodies: readonly Uint8Array[]): BuiltBatch {
   if (!Array.isArray(bodies) || bodies.length === 0) fail('INVALID_ARGUMENT', 'batch: at least one record body is required');
   if (bodies.length > MAX_BATCH_SIZE) fail('BATCH_TOO_LARGE', `batch: at most ${MAX_BATCH_SIZE} records`);
-  const leaves = bodies.map((b, i) => {
+  bodies.forEach((b, i) => {
     if (!(b instanceof Uint8Array)) fail('INVALID_ARGUMENT', `batch[${i}]: record body must be bytes`);
-    return batchLeafHash(b);
   });
-  const paths: Uint8Array[][] = leaves.map(() => []);
-  const root = merkleBuild(leaves, 0, leaves.length, paths);
-  return { root, size: leaves.length, paths };
+  const { root, paths } = batchPaths(bodies);
+  return { root, size: bodies.length, paths };
 }
 
 /** The bytes a batch signature covers (inside PAE): `root || u64be(size)`. */
@@ -169,8 +104,7 @@ function wellFormedProof(b: BatchProof): boolean {
 export function verifyBatchInclusion(body: Uint8Array, proof: BatchProof): boolean {
   try {
     if (!(body instanceof Uint8Array) || !wellFormedProof(proof)) return false;
-    const root = inclusionRoot(proof.index, proof.size, batchLeafHash(body), proof.path);
-    return root !== null && equalBytes(root, proof.root);
+    return verifyInclusion(batchLeafHash(body), proof.index, proof.size, proof.path, proof.root);
   } catch {
     // hostile input must never crash a verifier
     return false;

@@ -13,7 +13,8 @@ import { RecordBody, TxRef, type SignedRecord, type UeIdentity } from '../../pro
 import { Domain, equalBytes, fromHex, pae, toHex, utf8 } from '../../protocol/src/bytes.ts';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { sameIdentity, validateUeIdentity } from '../../protocol/src/identity.ts';
-import { GENESIS_PREVIOUS_HASH, HASH_LENGTH, batchStatement, buildBatch, recordHash } from '../../protocol/src/records.ts';
+import { HASH_LENGTH } from '../../protocol/src/merkle.ts';
+import { GENESIS_PREVIOUS_HASH, batchStatement, buildBatch, recordHash } from '../../protocol/src/records.ts';
 import { assertSuite, type Suite } from '../../protocol/src/suites.ts';
 import type { KeyStore } from './keystore.ts';
 import { SerialQueue, atomicWriteFile, readFileIfExists } from './util.ts';

@@ -66,6 +66,24 @@ export interface GetAccountStatusResponse {
   status?: AccountStatus | undefined;
 }
 
+export interface BatchGetAccountStatusRequest {
+  identities: UeIdentity[];
+}
+
+export interface AccountStatusResult {
+  /** Set on success. */
+  status?:
+    | AccountStatus
+    | undefined;
+  /** Set on failure: DIVS error code and message for this identity. */
+  errorCode: string;
+  errorMessage: string;
+}
+
+export interface BatchGetAccountStatusResponse {
+  results: AccountStatusResult[];
+}
+
 export interface StatusEvent {
   /** Monotonic per CEF instance; never reused. */
   sequence: number;
@@ -341,6 +359,199 @@ export const GetAccountStatusResponse: MessageFns<GetAccountStatusResponse> = {
     message.status = (object.status !== undefined && object.status !== null)
       ? AccountStatus.fromPartial(object.status)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchGetAccountStatusRequest(): BatchGetAccountStatusRequest {
+  return { identities: [] };
+}
+
+export const BatchGetAccountStatusRequest: MessageFns<BatchGetAccountStatusRequest> = {
+  encode(message: BatchGetAccountStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.identities) {
+      UeIdentity.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchGetAccountStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchGetAccountStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.identities.push(UeIdentity.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BatchGetAccountStatusRequest>, I>>(base?: I): BatchGetAccountStatusRequest {
+    return BatchGetAccountStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchGetAccountStatusRequest>, I>>(object: I): BatchGetAccountStatusRequest {
+    const message = createBaseBatchGetAccountStatusRequest();
+    message.identities = object.identities?.map((e) => UeIdentity.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAccountStatusResult(): AccountStatusResult {
+  return { status: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const AccountStatusResult: MessageFns<AccountStatusResult> = {
+  encode(message: AccountStatusResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      AccountStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(18).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(26).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountStatusResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountStatusResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = AccountStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<AccountStatusResult>, I>>(base?: I): AccountStatusResult {
+    return AccountStatusResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountStatusResult>, I>>(object: I): AccountStatusResult {
+    const message = createBaseAccountStatusResult();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? AccountStatus.fromPartial(object.status)
+      : undefined;
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    return message;
+  },
+};
+
+function createBaseBatchGetAccountStatusResponse(): BatchGetAccountStatusResponse {
+  return { results: [] };
+}
+
+export const BatchGetAccountStatusResponse: MessageFns<BatchGetAccountStatusResponse> = {
+  encode(message: BatchGetAccountStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      AccountStatusResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchGetAccountStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchGetAccountStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(AccountStatusResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BatchGetAccountStatusResponse>, I>>(base?: I): BatchGetAccountStatusResponse {
+    return BatchGetAccountStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BatchGetAccountStatusResponse>, I>>(
+    object: I,
+  ): BatchGetAccountStatusResponse {
+    const message = createBaseBatchGetAccountStatusResponse();
+    message.results = object.results?.map((e) => AccountStatusResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2405,6 +2616,21 @@ export const CapabilityExposureServiceService = {
       Buffer.from(GetAccountStatusResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetAccountStatusResponse => GetAccountStatusResponse.decode(value),
   },
+  /**
+   * Many lookups in one call (registration of massive machine-type terminals); one result per
+   * identity, in order.
+   */
+  batchGetAccountStatus: {
+    path: "/divs.v1.CapabilityExposureService/BatchGetAccountStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchGetAccountStatusRequest): Buffer =>
+      Buffer.from(BatchGetAccountStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchGetAccountStatusRequest => BatchGetAccountStatusRequest.decode(value),
+    responseSerialize: (value: BatchGetAccountStatusResponse): Buffer =>
+      Buffer.from(BatchGetAccountStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchGetAccountStatusResponse => BatchGetAccountStatusResponse.decode(value),
+  },
   createSubscription: {
     path: "/divs.v1.CapabilityExposureService/CreateSubscription" as const,
     requestStream: false as const,
@@ -2450,6 +2676,11 @@ export const CapabilityExposureServiceService = {
 
 export interface CapabilityExposureServiceServer extends UntypedServiceImplementation {
   getAccountStatus: handleUnaryCall<GetAccountStatusRequest, GetAccountStatusResponse>;
+  /**
+   * Many lookups in one call (registration of massive machine-type terminals); one result per
+   * identity, in order.
+   */
+  batchGetAccountStatus: handleUnaryCall<BatchGetAccountStatusRequest, BatchGetAccountStatusResponse>;
   createSubscription: handleUnaryCall<CreateSubscriptionRequest, CreateSubscriptionResponse>;
   /** Stream of status events matching the subscription, resumable after a sequence number. */
   subscribe: handleServerStreamingCall<SubscribeRequest, SubscribeResponse>;
@@ -2472,6 +2703,25 @@ export interface CapabilityExposureServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetAccountStatusResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Many lookups in one call (registration of massive machine-type terminals); one result per
+   * identity, in order.
+   */
+  batchGetAccountStatus(
+    request: BatchGetAccountStatusRequest,
+    callback: (error: ServiceError | null, response: BatchGetAccountStatusResponse) => void,
+  ): ClientUnaryCall;
+  batchGetAccountStatus(
+    request: BatchGetAccountStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchGetAccountStatusResponse) => void,
+  ): ClientUnaryCall;
+  batchGetAccountStatus(
+    request: BatchGetAccountStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchGetAccountStatusResponse) => void,
   ): ClientUnaryCall;
   createSubscription(
     request: CreateSubscriptionRequest,
