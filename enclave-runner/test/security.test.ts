@@ -155,7 +155,10 @@ describe('enclave runner: sandbox escapes and abuse', () => {
       Object.defineProperty(Promise, Symbol.species, { get() { throw new Error('species') } });
       Promise.prototype.constructor = class Evil extends Promise { constructor() { throw new Error('evil') } };
       export async function run() { await null; return { ok: 1 } }`;
-    expect(okOutput(await run({ code: species }))).toEqual({ ok: 1 });
+    // The driver awaits run()'s promise, whose then() consults the job's own species.
+    expect(expectCode(await run({ code: species }), 'JOB_CODE_ERROR').message).toBe('Error: species');
+    // A sync run() never touches the job's Promise machinery.
+    expect(okOutput(await run({ code: species.replace('export async function run() { await null;', 'export function run() {') }))).toEqual({ ok: 1 });
     // Resolving run()'s promise goes through the job's own then(): its failure is the job's.
     const then = `Promise.prototype.constructor = function () {}; Promise.prototype.then = function () { throw new Error('then') };
       export async function run() { return 1 }`;

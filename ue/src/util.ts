@@ -74,8 +74,3 @@ export class SerialQueue {
 export function asDivsError(e: unknown, message = 'internal error'): DivsError {
   return e instanceof DivsError ? e : new DivsError('INTERNAL', message, { cause: e });
 }
-
-/** Copies bytes into a fresh Uint8Array that owns its buffer (no aliasing of caller memory). */
-export function copyBytes(b: Uint8Array): Uint8Array {
-  return new Uint8Array(b);
-}
