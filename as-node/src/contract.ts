@@ -158,6 +158,7 @@ export class EndorsementContract {
           this.#checkConflicts(v.c, seenKeys, seenIds);
           accepted.push({ i: v.i, c: v.c, status: st });
         } catch (e) {
+          if (!(e instanceof DivsError)) this.#log.error({ err: e }, 'registration failed unexpectedly');
           const err = e instanceof DivsError ? e : new DivsError('INTERNAL', 'registration failed', { cause: e });
           results[v.i] = { ok: false, code: err.code, message: err.message };
         }

@@ -17,6 +17,7 @@ import { UeRegistrationServiceService } from '../../proto/gen/divs/v1/ue_as.ts';
 import { VerificationDataServiceService } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
 import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
+import { DivsError } from '../../protocol/src/errors.ts';
 import { createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
 import { RpcServer } from '../../platform/src/grpc.ts';
 import { createLogger } from '../../platform/src/log.ts';
@@ -157,8 +158,10 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
   };
 }
 
-async function main(): Promise<void> {
+/** Command-line entry (`divs as-node …` and `node as-node/src/main.ts …`). */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
   const { values } = parseArgs({
+    args: argv,
     options: {
       config: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -188,8 +191,9 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) {
-  main().catch((e: unknown) => {
-    process.stderr.write(`as-node: ${(e as Error).message}\n`);
+  runCli().catch((e: unknown) => {
+    const code = e instanceof DivsError ? `${e.code}: ` : '';
+    process.stderr.write(`as-node: ${code}${(e as Error).message}\n`);
     process.exit(2);
   });
 }

@@ -57,7 +57,7 @@ const toRow = (r: Raw): UeRow => ({
 export class Registry {
   readonly #db: Database.Database;
   readonly #byKey: Database.Statement<[Buffer], Raw>;
-  readonly #byIdentity: Database.Statement<[string, string, string, string], Raw>;
+  readonly #byIdentity: Database.Statement<[{ imei: string; iccid: string; eid: string; msisdn: string }], Raw>;
   readonly #upsert: Database.Statement;
   readonly #setMeta: Database.Statement<[string, number]>;
   readonly #getMeta: Database.Statement<[string], { value: number }>;
@@ -81,8 +81,8 @@ export class Registry {
     `);
     this.#byKey = this.#db.prepare('SELECT * FROM ues WHERE ue_key = ?');
     this.#byIdentity = this.#db.prepare(
-      `SELECT * FROM ues WHERE imei = ?1 UNION SELECT * FROM ues WHERE iccid = ?2 AND ?2 <> ''
-       UNION SELECT * FROM ues WHERE eid = ?3 AND ?3 <> '' UNION SELECT * FROM ues WHERE msisdn = ?4`,
+      `SELECT * FROM ues WHERE imei = @imei UNION SELECT * FROM ues WHERE iccid = @iccid AND @iccid <> ''
+       UNION SELECT * FROM ues WHERE eid = @eid AND @eid <> '' UNION SELECT * FROM ues WHERE msisdn = @msisdn`,
     );
     this.#upsert = this.#db.prepare(
       `INSERT INTO ues VALUES (@ue_key, @imei, @iccid, @eid, @msisdn, @suite, @public_key, @latest_tx_id, @version, @status_revision, @contract_state)
@@ -102,7 +102,8 @@ export class Registry {
 
   /** UEs whose current binding shares any given field with `id` (lookup by MSISDN, ICCID, EID or IMEI) [UPD-2]. */
   byIdentity(id: UeIdentity): UeRow[] {
-    return this.#byIdentity.all(id.imei || '\u0000', id.iccid, id.eid, id.msisdn || '\u0000').map(toRow);
+    // an empty field must match nothing (never the empty value of another row)
+    return this.#byIdentity.all({ imei: id.imei || '\u0000', iccid: id.iccid, eid: id.eid, msisdn: id.msisdn || '\u0000' }).map(toRow);
   }
 
   /** Records that CEF events up to `sequence` were handled (applied or not ours). */

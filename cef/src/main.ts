@@ -114,11 +114,13 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
 
 const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
-async function runCli(): Promise<void> {
+/** Command-line entry (`divs cef …` and `node cef/src/main.ts …`). */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
   const log = createLogger('cef');
   let args;
   try {
     args = parseArgs({
+      args: argv,
       options: {
         'data-dir': { type: 'string' },
         plmn: { type: 'string' },

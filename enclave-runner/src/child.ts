@@ -122,16 +122,29 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
 
   let reason: StopReason | undefined;
   let cpuMs = 0;
+  // isolated-vm may dispose the isolate from its own thread (memory limit) at any moment, so
+  // reading or disposing it can throw even right after an isDisposed check.
   const readCpu = (): number => {
-    if (!isolate.isDisposed) cpuMs = Number(isolate.cpuTime) / 1e6;
+    try {
+      if (!isolate.isDisposed) cpuMs = Number(isolate.cpuTime) / 1e6;
+    } catch {
+      // keep the last reading
+    }
     return cpuMs;
+  };
+  const dispose = (): void => {
+    try {
+      if (!isolate.isDisposed) isolate.dispose();
+    } catch {
+      // already disposed
+    }
   };
   let signalStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (signalStopped = resolve));
   const stop = (why: StopReason): void => {
     reason ??= why;
     readCpu();
-    if (!isolate.isDisposed) isolate.dispose();
+    dispose();
     signalStopped();
   };
   // Every isolated-vm call is asynchronous, so the isolate runs on a worker thread and this
@@ -193,7 +206,7 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
     clearTimeout(wallTimer);
     running = undefined;
     readCpu();
-    if (!isolate.isDisposed) isolate.dispose();
+    dispose();
   }
 
   function toResult(outcome: Outcome): ResultMessage {

@@ -2,7 +2,7 @@
  * Every per-job limit (CPU, wall clock, memory, output), the external watchdog, crash recovery,
  * cancellation and shutdown. After each failure the pool must serve the next job normally.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { RunnerPool } from '../src/pool.ts';
 import { alive, expectCode, expectHealthy, okOutput, usePool, waitFor } from './helpers.ts';
 
@@ -103,19 +103,25 @@ describe('enclave runner: limits', () => {
 describe('enclave runner: crashes, watchdog, cancel, close', () => {
   const { pool, run } = usePool({ graceMs: 500 });
 
-  const busyPid = async (): Promise<number> => {
+  /** PID of the child running `jobId`, once the child has confirmed it started the job. */
+  const runningPid = async (jobId: string): Promise<number> => {
     let pid = -1;
     await waitFor(() => {
-      pid = pool().stats().children.find((c) => c.state === 'busy')?.pid ?? -1;
+      pid = pool().stats().children.find((c) => c.jobId === jobId && c.started === true)?.pid ?? -1;
       return pid > 0;
-    }, 10_000, 'a busy child');
+    }, 10_000, `job ${jobId} to start`);
     return pid;
   };
 
+  // A failed test must not leave a replacement starting behind the next one's counters.
+  beforeEach(async () => {
+    await pool().ready();
+  });
+
   it('[SC2-4] fails a job whose child dies mid-job with JOB_RUNNER_CRASHED and replaces the child', async () => {
     const before = pool().stats();
-    const pending = run({ code: 'export function run() { return new Promise(() => {}) }', limits: { wallMs: 20_000 } });
-    const pid = await busyPid();
+    const pending = run({ jobId: 'crash', code: 'export function run() { return new Promise(() => {}) }', limits: { wallMs: 20_000 } });
+    const pid = await runningPid('crash');
     process.kill(pid, 'SIGKILL');
     const r = expectCode(await pending, 'JOB_RUNNER_CRASHED');
     expect(r.message).toMatch(/SIGKILL/);
@@ -129,8 +135,8 @@ describe('enclave runner: crashes, watchdog, cancel, close', () => {
 
   it('[SC2-4] kills a child that stops answering (external watchdog, JOB_TIMEOUT)', async () => {
     const before = pool().stats();
-    const pending = run({ code: 'export function run() { return new Promise(() => {}) }', limits: { wallMs: 600 } });
-    const pid = await busyPid();
+    const pending = run({ jobId: 'stop', code: 'export function run() { return new Promise(() => {}) }', limits: { wallMs: 600 } });
+    const pid = await runningPid('stop');
     // A stopped process cannot run its own watchdog; only the pool's can end the job.
     process.kill(pid, 'SIGSTOP');
     const r = expectCode(await pending, 'JOB_TIMEOUT');
@@ -144,7 +150,7 @@ describe('enclave runner: crashes, watchdog, cancel, close', () => {
   it('[SC2-4] cancels a running job (JOB_CANCELLED) and reuses its child', async () => {
     const before = pool().stats();
     const pending = run({ jobId: 'to-cancel', code: 'export function run() { while (true) {} }', limits: { cpuMs: 20_000, wallMs: 20_000 } });
-    await busyPid();
+    await runningPid('to-cancel');
     expect(pool().cancel('to-cancel')).toBe(true);
     expectCode(await pending, 'JOB_CANCELLED');
     expect(pool().cancel('to-cancel')).toBe(false);

@@ -1,7 +1,7 @@
 /**
  * @module ledger/sqlite
  * better-sqlite3 glue for the local ledger: opening a database with the ledger's durability
- * settings, statements that are never garbage-collected, and mapping SQLite failures to codes.
+ * settings, and mapping SQLite failures to coded errors.
  *
  * Settings and why:
  * - `journal_mode = WAL`: appends write sequentially to the log; readers never block.
@@ -19,16 +19,6 @@ import { DivsError, fail, type ErrorCode } from '../../../protocol/src/errors.ts
 export type Db = Database.Database;
 export type Stmt = Database.Statement;
 
-/**
- * Every Database and Statement this module creates, held until process exit. Why: with
- * better-sqlite3 12.x on Node ≥ 24.19, node::ObjectWrap's destructor aborts the process
- * (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook) when a GC outside a
- * JS context finalizes a wrapper. Wrappers that never become garbage are never finalized. The
- * cost is a few KiB per opened ledger (closing still releases the SQLite handles). Note that
- * `db.pragma()`, `db.transaction()` and `stmt.iterate()` create hidden wrappers: not used here.
- */
-const KEEP_ALIVE: unknown[] = [];
-
 function sqliteCode(e: unknown): string | undefined {
   return typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : undefined;
 }
@@ -43,11 +33,9 @@ export function sqliteError(e: unknown, what: string, fallback: ErrorCode = 'UNA
   return new DivsError(fallback, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
-/** Prepares a statement that lives as long as the process (see KEEP_ALIVE). */
+/** Prepares a statement (the ledger prepares each once and keeps it for its lifetime). */
 export function prepare(db: Db, sql: string): Stmt {
-  const s = db.prepare(sql);
-  KEEP_ALIVE.push(s);
-  return s;
+  return db.prepare(sql);
 }
 
 /**
@@ -58,8 +46,6 @@ export function openDatabase(path: string): Db {
   let db: Db | undefined;
   try {
     db = new Database(path, { timeout: 0 });
-    KEEP_ALIVE.push(db);
-    // exec, not db.pragma(): pragma() prepares a throw-away statement (see KEEP_ALIVE)
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = FULL');
