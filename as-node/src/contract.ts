@@ -179,7 +179,14 @@ export class EndorsementContract {
       const entries = await this.ledger.append(
         bodies.map((b, k) => ({ tx: ledgerTxFor(b, sigs[k] as Uint8Array, this.#o.certChain, now), ueKey: accepted[k]?.c.ueKey as Uint8Array })),
       );
-      this.registry.index(entries);
+      this.registry.put(
+        entries.map((e, k) => {
+          const a = accepted[k] as (typeof accepted)[number];
+          const id = a.status.identity as UeIdentity;
+          return { ueKey: a.c.ueKey, imei: id.imei, iccid: id.iccid, eid: id.eid, msisdn: id.msisdn, suite: a.c.suite, publicKey: a.c.publicKey, latestTxId: e.txId, version: 1, statusRevision: a.status.revision, contractState: a.status.state };
+        }),
+        (entries.at(-1) as LedgerEntry).txId,
+      );
       entries.forEach((e, k) => {
         results[(accepted[k] as { i: number }).i] = { ok: true, tx: this.txRef(e), version: 1 };
       });

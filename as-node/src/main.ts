@@ -170,6 +170,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
       host: { type: 'string' },
       'ledger-id': { type: 'string' },
       name: { type: 'string' },
+      threads: { type: 'string' },
     },
   });
   const overrides: Record<string, unknown> = {};
@@ -179,6 +180,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
   if (values.host) overrides.host = values.host;
   if (values['ledger-id']) overrides.ledgerId = values['ledger-id'];
   if (values.name) overrides.nodeName = values.name;
+  if (values.threads) overrides.threads = Number(values.threads);
   const log = createLogger('as-node');
   const cfg = loadAsConfig(values.config, process.env, overrides);
   const node = await startAsNode(cfg, log);

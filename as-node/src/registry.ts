@@ -115,6 +115,33 @@ export class Registry {
     return this.#getMeta.get(key)?.value ?? 0;
   }
 
+  /**
+   * Indexes rows the caller already knows (what it just appended), without decoding the ledger
+   * transactions again; `throughTxId` is the last appended tx.
+   */
+  put(rows: UeRow[], throughTxId: number, cefSequence = 0): void {
+    if (rows.length === 0) return;
+    this.#db.transaction(() => {
+      for (const r of rows) {
+        this.#upsert.run({
+          ue_key: Buffer.from(r.ueKey),
+          imei: r.imei,
+          iccid: r.iccid,
+          eid: r.eid,
+          msisdn: r.msisdn,
+          suite: r.suite,
+          public_key: Buffer.from(r.publicKey),
+          latest_tx_id: r.latestTxId,
+          version: r.version,
+          status_revision: r.statusRevision,
+          contract_state: r.contractState,
+        });
+      }
+      this.#setMeta.run('indexed_through', throughTxId + 1);
+      if (cefSequence > 0) this.#setMeta.run('cef_sequence', cefSequence);
+    })();
+  }
+
   /** Indexes ledger entries (endorsements) in one transaction; older versions never overwrite newer. */
   index(entries: LedgerEntry[]): void {
     if (entries.length === 0) return;

@@ -23,7 +23,7 @@
  * verifyInclusion(leaves[3], 3, leaves.length, proof, root); // true
  * ```
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShot } from 'node:crypto';
 import { equalBytes } from './bytes.ts';
 import { fail } from './errors.ts';
 
@@ -33,27 +33,32 @@ export const HASH_LENGTH = 32;
 /** Longest proof any tree of < 2^64 leaves can need; longer ones are rejected unread. */
 export const MAX_PROOF_LENGTH = 64;
 
-const LEAF_PREFIX = new Uint8Array([0x00]);
-const NODE_PREFIX = new Uint8Array([0x01]);
+// Hashing is the hot path of the ledger (appends, open-time re-verification): one-shot
+// crypto.hash over a reused scratch buffer is ~2x faster than createHash with three updates.
+const SCRATCH = Buffer.alloc(4096);
 
-function digest(...parts: Uint8Array[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  const d = h.digest();
+function finish(d: Buffer): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** Root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1). */
-export const EMPTY_ROOT: Uint8Array = digest();
+export const EMPTY_ROOT: Uint8Array = finish(createHash('sha256').digest());
 
 /** RFC 9162 leaf hash: SHA-256(0x00 || data). */
 export function leafHash(data: Uint8Array): Uint8Array {
-  return digest(LEAF_PREFIX, data);
+  if (data.length >= SCRATCH.length) return finish(createHash('sha256').update(new Uint8Array([0x00])).update(data).digest());
+  SCRATCH[0] = 0x00;
+  SCRATCH.set(data, 1);
+  return finish(oneShot('sha256', SCRATCH.subarray(0, data.length + 1), 'buffer'));
 }
 
 /** RFC 9162 interior node hash: SHA-256(0x01 || left || right). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return digest(NODE_PREFIX, left, right);
+  if (left.length !== HASH_LENGTH || right.length !== HASH_LENGTH) fail('INVALID_ARGUMENT', 'merkle: node children must be 32-byte hashes');
+  SCRATCH[0] = 0x01;
+  SCRATCH.set(left, 1);
+  SCRATCH.set(right, 33);
+  return finish(oneShot('sha256', SCRATCH.subarray(0, 65), 'buffer'));
 }
 
 /**

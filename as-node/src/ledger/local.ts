@@ -11,8 +11,9 @@
  * - `tree_nodes(last_leaf, level, hash)`: every complete subtree of the RFC 9162 tree (level ≥ 1;
  *   level 0 is `txs.leaf_hash`), keyed by its last leaf so rows are written in order; any
  *   inclusion or consistency proof costs O(log n) lookups, nothing is rehashed;
- * - `smt_nodes(version, path, node)`: the versioned, immutable sparse Merkle tree nodes
- *   (protocol/src/smt.ts), version = block height, so writes are sequential;
+ * - `smt_nodes(version, path, nodes)`: the versioned, immutable sparse Merkle tree nodes
+ *   (protocol/src/smt.ts), version = block height so writes are sequential, grouped in chunks
+ *   of 4 levels (one row per chunk and version: ~4x fewer rows than one per node);
  * - `checkpoints(tree_size, note)`: the signed checkpoint made after each append;
  * - `meta`: schema version and ledger ID.
  * Triggers refuse UPDATE and DELETE on all of them, so not even a bug in this process can
@@ -40,9 +41,11 @@ import {
   MemorySmtStore,
   SmtOverlay,
   SparseMerkleTree,
-  decodeSmtNode,
-  encodeSmtNode,
+  decodeSmtChunk,
+  encodeSmtChunks,
+  smtChunkPath,
   smtPathBytes,
+  smtPathFromBytes,
   type SmtNode,
   type SmtNodeStore,
   type SmtPath,
@@ -73,7 +76,7 @@ CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB
 CREATE TABLE txs (tx_id INTEGER PRIMARY KEY, block_height INTEGER NOT NULL, leaf_hash BLOB NOT NULL, ue_key BLOB, tx BLOB NOT NULL);
 CREATE INDEX txs_by_ue ON txs (ue_key, tx_id) WHERE ue_key IS NOT NULL;
 CREATE TABLE tree_nodes (last_leaf INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (last_leaf, level)) WITHOUT ROWID;
-CREATE TABLE smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, node BLOB NOT NULL, PRIMARY KEY (version, path)) WITHOUT ROWID;
+CREATE TABLE smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, nodes BLOB NOT NULL, PRIMARY KEY (version, path)) WITHOUT ROWID;
 CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, note TEXT NOT NULL);
 ${TABLES.map(
   (t) => `CREATE TRIGGER ${t}_no_update BEFORE UPDATE ON ${t} BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END;
@@ -156,8 +159,8 @@ interface Statements {
   latestTxOfUe: Stmt;
   leafHashOf: Stmt;
   treeNode: Stmt;
-  smtNode: Stmt;
-  smtNodesAt: Stmt;
+  smtChunk: Stmt;
+  smtChunksAt: Stmt;
   blocksFrom: Stmt;
   treeFrom: Stmt;
   checkpointsFrom: Stmt;
@@ -172,7 +175,7 @@ function prepareStatements(db: Db): Statements {
     rollback: p('ROLLBACK'),
     insertTx: p('INSERT INTO txs (tx_id, block_height, leaf_hash, ue_key, tx) VALUES (?, ?, ?, ?, ?)'),
     insertTree: p('INSERT INTO tree_nodes (last_leaf, level, hash) VALUES (?, ?, ?)'),
-    insertSmt: p('INSERT INTO smt_nodes (version, path, node) VALUES (?, ?, ?)'),
+    insertSmt: p('INSERT INTO smt_nodes (version, path, nodes) VALUES (?, ?, ?)'),
     insertBlock: p('INSERT INTO blocks (height, hash, header, smt_version) VALUES (?, ?, ?, ?)'),
     insertCheckpoint: p('INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)'),
     getTx: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE tx_id = ?'),
@@ -181,8 +184,8 @@ function prepareStatements(db: Db): Statements {
     latestTxOfUe: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE ue_key = ? AND tx_id < ? ORDER BY tx_id DESC LIMIT 1'),
     leafHashOf: p('SELECT leaf_hash FROM txs WHERE tx_id = ?').pluck(),
     treeNode: p('SELECT hash FROM tree_nodes WHERE last_leaf = ? AND level = ?').pluck(),
-    smtNode: p('SELECT node FROM smt_nodes WHERE version = ? AND path = ?').pluck(),
-    smtNodesAt: p('SELECT path, node FROM smt_nodes WHERE version = ? ORDER BY path'),
+    smtChunk: p('SELECT nodes FROM smt_nodes WHERE version = ? AND path = ?').pluck(),
+    smtChunksAt: p('SELECT path, nodes FROM smt_nodes WHERE version = ? ORDER BY path'),
     blocksFrom: p('SELECT height, hash, header, smt_version FROM blocks WHERE height > ? ORDER BY height LIMIT ?'),
     treeFrom: p('SELECT last_leaf, level, hash FROM tree_nodes WHERE (last_leaf, level) > (?, ?) ORDER BY last_leaf, level LIMIT ?'),
     checkpointsFrom: p('SELECT tree_size, note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT ?'),
@@ -213,8 +216,10 @@ function* paged<R>(fetch: (after: R | undefined) => R[]): Generator<R> {
 }
 
 /**
- * SMT nodes in SQLite with a bounded in-memory cache of verified-decoded nodes. Writes happen
- * inside the ledger's append transaction; nodes enter the cache only after it commits.
+ * SMT nodes in SQLite (chunked, see smt.ts) with a bounded in-memory cache of decoded nodes.
+ * Writes happen inside the ledger's append transaction; nodes enter the cache only after it
+ * commits. A chunk that does not decode is LEDGER_TAMPERED; a node that decodes but was altered
+ * is caught by the tree, which checks every node against its parent's hash.
  */
 class SqliteSmtStore implements SmtNodeStore {
   readonly #s: Statements;
@@ -228,22 +233,23 @@ class SqliteSmtStore implements SmtNodeStore {
     const k = `${version}/${path}`;
     const hit = this.#cache.get(k);
     if (hit !== undefined) return hit;
-    const raw: unknown = this.#s.smtNode.get(version, smtPathBytes(path));
+    const chunkPath = smtChunkPath(path);
+    const raw: unknown = this.#s.smtChunk.get(version, smtPathBytes(chunkPath));
     if (raw === undefined) return undefined;
-    if (!isBlob(raw)) tampered(`SMT node (version ${version}) is not a blob`);
-    let node: SmtNode;
+    if (!isBlob(raw)) tampered(`state-tree chunk (version ${version}) is not a blob`);
+    let nodes: SmtStoredNode[];
     try {
-      node = decodeSmtNode(raw);
+      nodes = decodeSmtChunk({ version, path: chunkPath, bytes: raw });
     } catch {
-      tampered(`SMT node (version ${version}) does not decode`);
+      tampered(`state-tree chunk (version ${version}) does not decode`);
     }
-    this.#remember(k, node);
-    return node;
+    this.committed(nodes);
+    return this.#cache.get(k);
   }
 
   /** Writes rows (call inside the append transaction). */
   put(nodes: readonly SmtStoredNode[]): void {
-    for (const n of nodes) this.#s.insertSmt.run(n.version, smtPathBytes(n.path), encodeSmtNode(n.node));
+    for (const c of encodeSmtChunks(nodes)) this.#s.insertSmt.run(c.version, smtPathBytes(c.path), c.bytes);
   }
 
   /** Caches nodes that are now committed. */
@@ -730,16 +736,17 @@ function verifyAll(s: Statements, ledgerId: string): State {
     }
     if (!equalBytes(frontier.root(), hd.txRoot)) tampered(`block ${h}: tx_root does not match its txs`);
 
-    const stored = s.smtNodesAt.all(h) as { path: Uint8Array; node: Uint8Array }[];
+    const stored = s.smtChunksAt.all(h) as { path: unknown; nodes: unknown }[];
     smtRows += stored.length;
     if (updates.length > 0) {
       const batch = smt.stage(updates, h);
-      const mine = batch.nodes.map((n) => ({ path: smtPathBytes(n.path), node: encodeSmtNode(n.node) })).sort((a, b) => Buffer.compare(a.path, b.path));
-      if (stored.length !== mine.length) tampered(`block ${h}: ${stored.length} state-tree nodes stored, ${mine.length} expected`);
+      // the rows this block must have written, byte for byte (chunks are deterministic)
+      const mine = encodeSmtChunks(batch.nodes);
+      if (stored.length !== mine.length) tampered(`block ${h}: ${stored.length} state-tree chunks stored, ${mine.length} expected`);
       for (let i = 0; i < mine.length; i++) {
-        const a = stored[i] as { path: unknown; node: unknown };
-        const m = mine[i] as { path: Uint8Array; node: Uint8Array };
-        if (!isBlob(a.path) || !isBlob(a.node) || !equalBytes(a.path, m.path) || !equalBytes(a.node, m.node)) tampered(`block ${h}: a state-tree node was altered`);
+        const a = stored[i] as { path: unknown; nodes: unknown };
+        const m = mine[i] as { path: SmtPath; bytes: Uint8Array };
+        if (!isBlob(a.path) || !isBlob(a.nodes) || smtPathFromBytes(a.path) !== m.path || !equalBytes(a.nodes, m.bytes)) tampered(`block ${h}: a state-tree node was altered`);
       }
       smt.apply(batch);
     } else if (stored.length > 0) tampered(`block ${h}: unexpected state-tree nodes`);

@@ -1,0 +1,584 @@
+/**
+ * @module verify/sha256x4
+ * Many SHA-256 digests per call: a WebAssembly SIMD kernel that hashes four messages at once
+ * (one per 32-bit lane of a v128), generated here as bytecode at start-up, with `node:crypto`
+ * as the fallback and the reference.
+ *
+ * Why: batch-signed records are verified "at hash speed" (record hash, RFC 9162 leaf hash and
+ * tree nodes per record), and with `node:crypto` each digest of a ~200-byte message costs a
+ * JS→C++ call (~1 µs here) for ~0.2 µs of hashing. The kernel takes a whole list of jobs in one
+ * call, so the per-digest cost is the compression function itself.
+ *
+ * Model: the caller works in one linear memory (the WebAssembly memory, or a plain buffer in the
+ * fallback): it writes input bytes there ({@link Sha256Many.write} / {@link Sha256Many.alloc}),
+ * queues jobs — digest of `[prefix byte] || memory[src1, +len1) || memory[src2, +len2)` — each
+ * with a 32-byte output slot in the same memory, and runs them. Jobs of one run must not read
+ * outputs of the same run (hash trees run one level per call). Memory offsets stay valid until
+ * {@link Sha256Many.reset}; views must be re-read after allocations (memory may grow).
+ *
+ * The kernel is checked against `node:crypto` on every length class in the tests, and once
+ * more at start-up ({@link Sha256Many.create} falls back if the self-test fails).
+ */
+import { hash as nodeHash } from 'node:crypto';
+
+// ---------------------------------------------------------------- constants
+
+const K = [
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7,
+  0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+const IV = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+
+/** Bytes of one lane's scratch area: the longest message the kernel hashes is LANE_BYTES - 9. */
+const LANE_BYTES = 8192;
+/** Longest message (prefix included) hashed by the kernel; longer ones go to node:crypto. */
+export const MAX_KERNEL_MESSAGE = LANE_BYTES - 9;
+/** One job descriptor: prefix, src1, len1, src2, len2, dst (i32 each). */
+const JOB_WORDS = 6;
+const PAGE = 65536;
+
+// ---------------------------------------------------------------- WebAssembly emitter
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+
+/** A tiny instruction writer: only the opcodes this kernel needs. */
+class Code {
+  readonly b: number[] = [];
+  get(i: number): void {
+    this.b.push(0x20, ...uleb(i));
+  }
+  set(i: number): void {
+    this.b.push(0x21, ...uleb(i));
+  }
+  tee(i: number): void {
+    this.b.push(0x22, ...uleb(i));
+  }
+  i32(v: number): void {
+    this.b.push(0x41, ...sleb(v | 0));
+  }
+  op(...o: number[]): void {
+    this.b.push(...o);
+  }
+  simd(o: number, ...imm: number[]): void {
+    this.b.push(0xfd, ...uleb(o), ...imm);
+  }
+  load32(offset = 0): void {
+    this.b.push(0x28, 2, ...uleb(offset));
+  }
+  store32(offset = 0): void {
+    this.b.push(0x36, 2, ...uleb(offset));
+  }
+  store8(offset = 0): void {
+    this.b.push(0x3a, 0, ...uleb(offset));
+  }
+  vload(offset = 0): void {
+    this.simd(0x00, 4, ...uleb(offset));
+  }
+  vstore(offset = 0): void {
+    this.simd(0x0b, 4, ...uleb(offset));
+  }
+  vconst32(v: number): void {
+    const bytes = Buffer.alloc(16);
+    for (let i = 0; i < 4; i++) bytes.writeInt32LE(v | 0, i * 4);
+    this.simd(0x0c, ...bytes);
+  }
+  shuffle(lanes: number[]): void {
+    this.simd(0x0d, ...lanes);
+  }
+}
+
+// i32 opcodes
+const I32_ADD = 0x6a;
+const I32_SUB = 0x6b;
+const I32_AND = 0x71;
+const I32_OR = 0x72;
+const I32_SHL = 0x74;
+const I32_SHR_U = 0x76;
+const I32_LT_S = 0x48;
+const I32_GE_S = 0x4e;
+const I32_GT_U = 0x4b;
+const SELECT = 0x1b;
+// SIMD opcodes (0xfd prefix)
+const V_SPLAT32 = 0x11;
+const V_REPLACE32 = 0x1c;
+const V_GT_S32 = 0x3b;
+const V_XOR = 0x51;
+const V_OR = 0x50;
+const V_BITSELECT = 0x52;
+const V_SHL32 = 0xab;
+const V_SHRU32 = 0xad;
+const V_ADD32 = 0xae;
+
+// 4x4 transpose of 32-bit words with a byte swap in the second step: rows (one per lane, words
+// in memory order) become columns (one word of every lane, as big-endian numbers), and back.
+const T_LO = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
+const T_HI = [8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31];
+const S_LO = [3, 2, 1, 0, 7, 6, 5, 4, 19, 18, 17, 16, 23, 22, 21, 20];
+const S_HI = [11, 10, 9, 8, 15, 14, 13, 12, 27, 26, 25, 24, 31, 30, 29, 28];
+
+/**
+ * Emits `hashMany(jobs, count, scratch)`: for each group of four jobs, pads each message into
+ * its lane's scratch area, runs the SHA-256 compression over all lanes at once (lanes with
+ * fewer blocks are masked off), and stores each digest at its job's `dst`.
+ */
+function buildModule(): Uint8Array {
+  // locals: params 0..2; i32 locals; v128 locals
+  const P_JOBS = 0;
+  const P_COUNT = 1;
+  const P_SCRATCH = 2;
+  let n = 3;
+  const G = n++;
+  const JP = n++;
+  const PFX = n++;
+  const LEN1 = n++;
+  const LEN2 = n++;
+  const TOTAL = n++;
+  const PTR = n++;
+  const END = n++;
+  const BITS = n++;
+  const BLK = n++;
+  const MAXNB = n++;
+  const NB = [n++, n++, n++, n++];
+  const DST = [n++, n++, n++, n++];
+  const LB = [n++, n++, n++, n++];
+  const I32_LOCALS = n - 3;
+  const V0 = n;
+  const ST = Array.from({ length: 8 }, (_, i) => V0 + i); // a..h
+  const W = Array.from({ length: 16 }, (_, i) => V0 + 8 + i);
+  const SAVED = Array.from({ length: 8 }, (_, i) => V0 + 24 + i);
+  const T1 = V0 + 32;
+  const T2 = V0 + 33;
+  const NBV = V0 + 34;
+  const MASK = V0 + 35;
+  const R = [V0 + 36, V0 + 37, V0 + 38, V0 + 39];
+  const V128_LOCALS = 40;
+
+  const c = new Code();
+  const blockStart = () => c.op(0x02, 0x40);
+  const loopStart = () => c.op(0x03, 0x40);
+  const ifStart = () => c.op(0x04, 0x40);
+  const end = () => c.op(0x0b);
+
+  // transpose R[0..3] (rows) into out[0..3] (columns, byte-swapped)
+  const transpose = (out: number[]) => {
+    // first step into T1, T2 and (overwriting rows already consumed) R[0], R[1]
+    c.get(R[0] as number);
+    c.get(R[1] as number);
+    c.shuffle(T_LO);
+    c.set(T1);
+    c.get(R[0] as number);
+    c.get(R[1] as number);
+    c.shuffle(T_HI);
+    c.set(T2);
+    c.get(R[2] as number);
+    c.get(R[3] as number);
+    c.shuffle(T_LO);
+    c.set(R[0] as number); // t2
+    c.get(R[2] as number);
+    c.get(R[3] as number);
+    c.shuffle(T_HI);
+    c.set(R[1] as number); // t3
+    c.get(T1);
+    c.get(R[0] as number);
+    c.shuffle(S_LO);
+    c.set(out[0] as number);
+    c.get(T1);
+    c.get(R[0] as number);
+    c.shuffle(S_HI);
+    c.set(out[1] as number);
+    c.get(T2);
+    c.get(R[1] as number);
+    c.shuffle(S_LO);
+    c.set(out[2] as number);
+    c.get(T2);
+    c.get(R[1] as number);
+    c.shuffle(S_HI);
+    c.set(out[3] as number);
+  };
+
+  const rotr = (x: number, k: number) => {
+    c.get(x);
+    c.i32(k);
+    c.simd(V_SHRU32);
+    c.get(x);
+    c.i32(32 - k);
+    c.simd(V_SHL32);
+    c.simd(V_OR);
+  };
+  const shr = (x: number, k: number) => {
+    c.get(x);
+    c.i32(k);
+    c.simd(V_SHRU32);
+  };
+
+  // lane base pointers
+  for (let l = 0; l < 4; l++) {
+    c.get(P_SCRATCH);
+    c.i32(l * LANE_BYTES);
+    c.op(I32_ADD);
+    c.set(LB[l] as number);
+  }
+  c.i32(0);
+  c.set(G);
+  blockStart(); // exit of the group loop
+  loopStart();
+  c.get(G);
+  c.get(P_COUNT);
+  c.op(I32_GE_S);
+  c.op(0x0d, 1); // br_if exit
+
+  // ---- pad each lane's message into its scratch area
+  for (let l = 0; l < 4; l++) {
+    const nb = NB[l] as number;
+    const lb = LB[l] as number;
+    c.i32(0);
+    c.set(nb);
+    c.get(G);
+    c.i32(l);
+    c.op(I32_ADD);
+    c.get(P_COUNT);
+    c.op(I32_LT_S);
+    ifStart();
+    // jp = jobs + (g + l) * 24
+    c.get(G);
+    c.i32(l);
+    c.op(I32_ADD);
+    c.i32(JOB_WORDS * 4);
+    c.op(0x6c); // i32.mul
+    c.get(P_JOBS);
+    c.op(I32_ADD);
+    c.set(JP);
+    c.get(JP);
+    c.load32(0);
+    c.set(PFX);
+    c.get(JP);
+    c.load32(8);
+    c.set(LEN1);
+    c.get(JP);
+    c.load32(16);
+    c.set(LEN2);
+    c.get(JP);
+    c.load32(20);
+    c.set(DST[l] as number);
+    c.get(LEN1);
+    c.get(LEN2);
+    c.op(I32_ADD);
+    c.set(TOTAL);
+    c.get(lb);
+    c.set(PTR);
+    // optional prefix byte
+    c.get(PFX);
+    c.i32(0);
+    c.op(I32_GE_S);
+    ifStart();
+    c.get(PTR);
+    c.get(PFX);
+    c.store8(0);
+    c.get(PTR);
+    c.i32(1);
+    c.op(I32_ADD);
+    c.set(PTR);
+    c.get(TOTAL);
+    c.i32(1);
+    c.op(I32_ADD);
+    c.set(TOTAL);
+    end();
+    // memory.copy(ptr, src1, len1)
+    c.get(PTR);
+    c.get(JP);
+    c.load32(4);
+    c.get(LEN1);
+    c.op(0xfc, 10, 0, 0);
+    c.get(PTR);
+    c.get(LEN1);
+    c.op(I32_ADD);
+    c.set(PTR);
+    c.get(PTR);
+    c.get(JP);
+    c.load32(12);
+    c.get(LEN2);
+    c.op(0xfc, 10, 0, 0);
+    c.get(PTR);
+    c.get(LEN2);
+    c.op(I32_ADD);
+    c.set(PTR);
+    // 0x80 terminator
+    c.get(PTR);
+    c.i32(0x80);
+    c.store8(0);
+    c.get(PTR);
+    c.i32(1);
+    c.op(I32_ADD);
+    c.set(PTR);
+    // nb = (total + 9 + 63) >> 6 ; end = lb + nb * 64
+    c.get(TOTAL);
+    c.i32(72);
+    c.op(I32_ADD);
+    c.i32(6);
+    c.op(I32_SHR_U);
+    c.tee(nb);
+    c.i32(6);
+    c.op(I32_SHL);
+    c.get(lb);
+    c.op(I32_ADD);
+    c.set(END);
+    // zero-fill [ptr, end - 4): the high 32 bits of the 64-bit length are zero as well
+    c.get(PTR);
+    c.i32(0);
+    c.get(END);
+    c.i32(4);
+    c.op(I32_SUB);
+    c.get(PTR);
+    c.op(I32_SUB);
+    c.op(0xfc, 11, 0);
+    // big-endian bit length in the last 4 bytes
+    c.get(TOTAL);
+    c.i32(3);
+    c.op(I32_SHL);
+    c.set(BITS);
+    c.get(END);
+    c.i32(4);
+    c.op(I32_SUB);
+    c.get(BITS);
+    c.i32(24);
+    c.op(I32_SHR_U);
+    c.get(BITS);
+    c.i32(8);
+    c.op(I32_SHR_U);
+    c.i32(0xff00);
+    c.op(I32_AND);
+    c.op(I32_OR);
+    c.get(BITS);
+    c.i32(8);
+    c.op(I32_SHL);
+    c.i32(0xff0000);
+    c.op(I32_AND);
+    c.op(I32_OR);
+    c.get(BITS);
+    c.i32(24);
+    c.op(I32_SHL);
+    c.op(I32_OR);
+    c.store32(0);
+    end();
+  }
+
+  // ---- max blocks and the lane block-count vector
+  c.get(NB[0] as number);
+  c.set(MAXNB);
+  for (let l = 1; l < 4; l++) {
+    c.get(NB[l] as number);
+    c.get(MAXNB);
+    c.get(NB[l] as number);
+    c.get(MAXNB);
+    c.op(I32_GT_U);
+    c.op(SELECT);
+    c.set(MAXNB);
+  }
+  c.get(NB[0] as number);
+  c.simd(V_SPLAT32);
+  for (let l = 1; l < 4; l++) {
+    c.get(NB[l] as number);
+    c.simd(V_REPLACE32, l);
+  }
+  c.set(NBV);
+  for (let i = 0; i < 8; i++) {
+    c.vconst32(IV[i] as number);
+    c.set(ST[i] as number);
+  }
+
+  // ---- blocks
+  c.i32(0);
+  c.set(BLK);
+  blockStart();
+  loopStart();
+  c.get(BLK);
+  c.get(MAXNB);
+  c.op(I32_GE_S);
+  c.op(0x0d, 1);
+  for (let i = 0; i < 8; i++) {
+    c.get(ST[i] as number);
+    c.set(SAVED[i] as number);
+  }
+  // message words 0..15: four rows of four words per lane, transposed
+  for (let q = 0; q < 4; q++) {
+    for (let l = 0; l < 4; l++) {
+      c.get(LB[l] as number);
+      c.get(BLK);
+      c.i32(6);
+      c.op(I32_SHL);
+      c.op(I32_ADD);
+      c.vload(q * 16);
+      c.set(R[l] as number);
+    }
+    transpose([W[q * 4] as number, W[q * 4 + 1] as number, W[q * 4 + 2] as number, W[q * 4 + 3] as number]);
+  }
+  for (let r = 0; r < 64; r++) {
+    const reg = (k: number) => ST[(((k - r) % 8) + 8) % 8] as number;
+    const a = reg(0);
+    const b = reg(1);
+    const cc = reg(2);
+    const d = reg(3);
+    const e = reg(4);
+    const f = reg(5);
+    const g = reg(6);
+    const h = reg(7);
+    const wi = W[r % 16] as number;
+    if (r >= 16) {
+      const w15 = W[(r - 15) % 16] as number;
+      const w2 = W[(r - 2) % 16] as number;
+      const w7 = W[(r - 7) % 16] as number;
+      c.get(wi);
+      rotr(w15, 7);
+      rotr(w15, 18);
+      c.simd(V_XOR);
+      shr(w15, 3);
+      c.simd(V_XOR);
+      c.simd(V_ADD32);
+      c.get(w7);
+      c.simd(V_ADD32);
+      rotr(w2, 17);
+      rotr(w2, 19);
+      c.simd(V_XOR);
+      shr(w2, 10);
+      c.simd(V_XOR);
+      c.simd(V_ADD32);
+      c.set(wi);
+    }
+    // t1 = h + Σ1(e) + Ch(e, f, g) + K[r] + W[r]
+    c.get(h);
+    rotr(e, 6);
+    rotr(e, 11);
+    c.simd(V_XOR);
+    rotr(e, 25);
+    c.simd(V_XOR);
+    c.simd(V_ADD32);
+    c.get(f);
+    c.get(g);
+    c.get(e);
+    c.simd(V_BITSELECT);
+    c.simd(V_ADD32);
+    c.vconst32(K[r] as number);
+    c.simd(V_ADD32);
+    c.get(wi);
+    c.simd(V_ADD32);
+    c.set(T1);
+    // t2 = Σ0(a) + Maj(a, b, c); Maj = bitselect(c, b, a ^ b)
+    rotr(a, 2);
+    rotr(a, 13);
+    c.simd(V_XOR);
+    rotr(a, 22);
+    c.simd(V_XOR);
+    c.get(cc);
+    c.get(b);
+    c.get(a);
+    c.get(b);
+    c.simd(V_XOR);
+    c.simd(V_BITSELECT);
+    c.simd(V_ADD32);
+    c.set(T2);
+    // d += t1; h = t1 + t2; the names of a..h rotate instead of the values
+    c.get(d);
+    c.get(T1);
+    c.simd(V_ADD32);
+    c.set(d);
+    c.get(T1);
+    c.get(T2);
+    c.simd(V_ADD32);
+    c.set(h);
+  }
+  // lanes still inside their message take the new state, finished lanes keep theirs
+  c.get(NBV);
+  c.get(BLK);
+  c.simd(V_SPLAT32);
+  c.simd(V_GT_S32);
+  c.set(MASK);
+  for (let i = 0; i < 8; i++) {
+    c.get(ST[i] as number);
+    c.get(SAVED[i] as number);
+    c.simd(V_ADD32);
+    c.get(SAVED[i] as number);
+    c.get(MASK);
+    c.simd(V_BITSELECT);
+    c.set(ST[i] as number);
+  }
+  c.get(BLK);
+  c.i32(1);
+  c.op(I32_ADD);
+  c.set(BLK);
+  c.op(0x0c, 0); // br loop
+  end();
+  end();
+
+  // ---- digests: transpose the state back, byte-swapped, one 32-byte store per lane
+  for (let half = 0; half < 2; half++) {
+    for (let i = 0; i < 4; i++) {
+      c.get(ST[half * 4 + i] as number);
+      c.set(R[i] as number);
+    }
+    // reuse W[0..3] as the four lane rows
+    transpose([W[0] as number, W[1] as number, W[2] as number, W[3] as number]);
+    for (let l = 0; l < 4; l++) {
+      c.get(G);
+      c.i32(l);
+      c.op(I32_ADD);
+      c.get(P_COUNT);
+      c.op(I32_LT_S);
+      ifStart();
+      c.get(DST[l] as number);
+      c.get(W[l] as number);
+      c.vstore(half * 16);
+      end();
+    }
+  }
+
+  c.get(G);
+  c.i32(4);
+  c.op(I32_ADD);
+  c.set(G);
+  c.op(0x0c, 0);
+  end();
+  end();
+  end(); // function
+
+  const body = [...vec([[...uleb(I32_LOCALS), I32], [...uleb(V128_LOCALS), V128]]), ...c.b];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0x00]])),
+    ...section(3, vec([[0x00]])),
+    ...section(5, vec([[0x00, ...uleb(32)]])),
+    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00]])),
+    ...section(10, vec([[...uleb(body.length), ...body]])),
+  ]);
+}
