@@ -56,8 +56,8 @@ function digest65(tag: number, a: Uint8Array, b: Uint8Array): Uint8Array {
   SCRATCH[0] = tag;
   SCRATCH.set(a, 1);
   SCRATCH.set(b, 33);
-  const d = oneShot('sha256', SCRATCH, 'buffer');
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  // a Buffer is a Uint8Array: returned as is, one allocation per hash
+  return oneShot('sha256', SCRATCH, 'buffer');
 }
 
 /** Leaf hash: SHA-256(0x02 || key || value). */
@@ -145,6 +145,39 @@ export function smtLeaf(key: Uint8Array, value: Uint8Array): SmtLeaf {
   return { kind: 'leaf', key, value, hash: smtLeafHash(key, value) };
 }
 
+// Nodes decoded from storage hash themselves on first use: a storage row holds several nodes
+// and a reader usually needs one, while each node read is checked against its parent's hash
+// anyway (so the hash is computed exactly when it is needed, and never for stale neighbours).
+class DecodedLeaf implements SmtLeaf {
+  readonly kind = 'leaf' as const;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  #hash: Uint8Array | undefined;
+  constructor(key: Uint8Array, value: Uint8Array) {
+    this.key = key;
+    this.value = value;
+  }
+  get hash(): Uint8Array {
+    this.#hash ??= smtLeafHash(this.key, this.value);
+    return this.#hash;
+  }
+}
+
+class DecodedBranch implements SmtBranch {
+  readonly kind = 'branch' as const;
+  readonly left: SmtRef | null;
+  readonly right: SmtRef | null;
+  #hash: Uint8Array | undefined;
+  constructor(left: SmtRef | null, right: SmtRef | null) {
+    this.left = left;
+    this.right = right;
+  }
+  get hash(): Uint8Array {
+    this.#hash ??= smtNodeHash(this.left?.hash ?? SMT_EMPTY, this.right?.hash ?? SMT_EMPTY);
+    return this.#hash;
+  }
+}
+
 /** A branch node (hash computed). */
 export function smtBranch(left: SmtRef | null, right: SmtRef | null): SmtBranch {
   return { kind: 'branch', left, right, hash: smtNodeHash(left?.hash ?? SMT_EMPTY, right?.hash ?? SMT_EMPTY) };
@@ -153,24 +186,37 @@ export function smtBranch(left: SmtRef | null, right: SmtRef | null): SmtBranch 
 /**
  * Storage encoding of a node. Leaf: `0x02 || key || value` (65 bytes). Branch: `0x03 ||
  * flags (bit 0: left present, bit 1: right present) || per present child u64be(version) ||
- * hash`. A node's own hash is not stored: decoding recomputes it, so a reader that compares it
- * with the parent's reference detects any altered node.
+ * hash`. A node's own hash is not stored: a decoded node computes it from its content (on
+ * first use), so a reader that compares it with the parent's reference detects any altered
+ * node.
  */
 export function encodeSmtNode(node: SmtNode): Uint8Array {
-  if (node.kind === 'leaf') {
-    const out = new Uint8Array(65);
-    out[0] = 0x02;
-    out.set(node.key, 1);
-    out.set(node.value, 33);
-    return out;
-  }
-  const out = new Uint8Array(2 + (node.left ? 40 : 0) + (node.right ? 40 : 0));
-  out[0] = 0x03;
-  out[1] = (node.left ? 1 : 0) | (node.right ? 2 : 0);
-  let o = 2;
-  if (node.left) o = writeRef(out, o, node.left);
-  if (node.right) writeRef(out, o, node.right);
+  const out = new Uint8Array(encodedSize(node));
+  writeNode(out, 0, node);
   return out;
+}
+
+function encodedSize(node: SmtNode): number {
+  return node.kind === 'leaf' ? 65 : 2 + (node.left ? 40 : 0) + (node.right ? 40 : 0);
+}
+
+/** Writes a node's encoding at out[o]; returns the offset after it. */
+function writeNode(out: Uint8Array, o: number, node: SmtNode): number {
+  if (node.kind === 'leaf') {
+    out[o] = 0x02;
+    const { key, value } = node;
+    for (let i = 0; i < 32; i++) {
+      out[o + 1 + i] = key[i] as number;
+      out[o + 33 + i] = value[i] as number;
+    }
+    return o + 65;
+  }
+  out[o] = 0x03;
+  out[o + 1] = (node.left ? 1 : 0) | (node.right ? 2 : 0);
+  let p = o + 2;
+  if (node.left) p = writeRef(out, p, node.left);
+  if (node.right) p = writeRef(out, p, node.right);
+  return p;
 }
 
 function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
@@ -184,7 +230,9 @@ function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
   out[o + 5] = (lo >>> 16) & 0xff;
   out[o + 6] = (lo >>> 8) & 0xff;
   out[o + 7] = lo & 0xff;
-  out.set(ref.hash, o + 8);
+  // a byte loop beats TypedArray#set for 32 bytes
+  const h = ref.hash;
+  for (let i = 0; i < 32; i++) out[o + 8 + i] = h[i] as number;
   return o + 40;
 }
 
@@ -213,7 +261,7 @@ export function decodeSmtNode(b: Uint8Array): SmtNode {
   const len = encodedLength(b, 0);
   if (len < 0) fail('INVALID_ARGUMENT', 'smt: unknown node type or bad branch flags');
   if (b.length !== len) fail('INVALID_ARGUMENT', 'smt: bad node length');
-  if (b[0] === 0x02) return smtLeaf(b.slice(1, 33), b.slice(33, 65));
+  if (b[0] === 0x02) return new DecodedLeaf(b.slice(1, 33), b.slice(33, 65));
   const flags = b[1] as number;
   let o = 2;
   let left: SmtRef | null = null;
@@ -223,7 +271,7 @@ export function decodeSmtNode(b: Uint8Array): SmtNode {
     o += 40;
   }
   if (flags & 2) right = readRef(b, o);
-  return smtBranch(left, right);
+  return new DecodedBranch(left, right);
 }
 
 // ---------------------------------------------------------------- storage chunks
@@ -263,29 +311,29 @@ export interface SmtChunk {
 
 /** Groups nodes into storage chunks, sorted by (version, path): deterministic, so a verifier can compare rows byte for byte. */
 export function encodeSmtChunks(nodes: readonly SmtStoredNode[], stride: number = SMT_CHUNK_STRIDE): SmtChunk[] {
-  const groups = new Map<string, { version: number; path: SmtPath; members: { path: SmtPath; enc: Uint8Array }[] }>();
+  const groups = new Map<string, { version: number; path: SmtPath; size: number; members: SmtStoredNode[] }>();
   for (const n of nodes) {
     const cp = smtChunkPath(n.path, stride);
     const k = `${n.version}/${cp}`;
     let g = groups.get(k);
     if (g === undefined) {
-      g = { version: n.version, path: cp, members: [] };
+      g = { version: n.version, path: cp, size: 0, members: [] };
       groups.set(k, g);
     }
-    g.members.push({ path: n.path, enc: encodeSmtNode(n.node) });
+    g.members.push(n);
+    g.size += 1 + n.path.length + encodedSize(n.node);
   }
   const out: SmtChunk[] = [];
   for (const g of groups.values()) {
     g.members.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    let len = 0;
-    for (const m of g.members) len += 1 + m.path.length + m.enc.length;
-    const bytes = new Uint8Array(len);
+    // one allocation per row, nodes written in place
+    const bytes = new Uint8Array(g.size);
     let o = 0;
     for (const m of g.members) {
-      bytes[o++] = m.path.length;
-      for (let i = 0; i < m.path.length; i++) bytes[o++] = m.path.charCodeAt(i);
-      bytes.set(m.enc, o);
-      o += m.enc.length;
+      const p = m.path;
+      bytes[o++] = p.length;
+      for (let i = 0; i < p.length; i++) bytes[o++] = p.charCodeAt(i);
+      o = writeNode(bytes, o, m.node);
     }
     out.push({ version: g.version, path: g.path, bytes });
   }
@@ -335,7 +383,7 @@ const slot = (version: number, path: SmtPath): string => `${version}/${path}`;
  */
 export class MemorySmtStore implements SmtNodeStore {
   readonly #all = new Map<string, SmtNode>();
-  readonly #latest = new Map<SmtPath, { version: number; node: SmtNode }>();
+  readonly #latest = new Map<SmtPath, SmtStoredNode>();
   readonly #latestOnly: boolean;
 
   constructor(opts: { latestOnly?: boolean } = {}) {
@@ -349,10 +397,8 @@ export class MemorySmtStore implements SmtNodeStore {
   }
 
   put(nodes: readonly SmtStoredNode[]): void {
-    for (const n of nodes) {
-      if (this.#latestOnly) this.#latest.set(n.path, { version: n.version, node: n.node });
-      else this.#all.set(slot(n.version, n.path), n.node);
-    }
+    if (this.#latestOnly) for (const n of nodes) this.#latest.set(n.path, n);
+    else for (const n of nodes) this.#all.set(slot(n.version, n.path), n.node);
   }
 
   /** Number of stored nodes. */
@@ -447,7 +493,11 @@ export class SparseMerkleTree {
   }
 
   #read(ref: SmtRef, key: Uint8Array, depth: number): SmtNode {
-    const node = this.store.get(ref.version, smtPath(key, depth));
+    return this.#readAt(ref, smtPath(key, depth), depth);
+  }
+
+  #readAt(ref: SmtRef, path: SmtPath, depth: number): SmtNode {
+    const node = this.store.get(ref.version, path);
     if (node === undefined) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} is missing`);
     if (!sameHash(node.hash, ref.hash)) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} does not match its parent`);
     return node;
@@ -509,8 +559,8 @@ export class SparseMerkleTree {
     if (byKey.size === 0) return { version, root: this.#root, nodes: [] };
     const sorted = [...byKey.values()].sort((a, b) => compareKeys(a.key, b.key));
     const nodes: SmtStoredNode[] = [];
-    const write = (depth: number, key: Uint8Array, node: SmtNode): SmtRef => {
-      nodes.push({ version, path: smtPath(key, depth), node });
+    const write = (path: SmtPath, node: SmtNode): SmtRef => {
+      nodes.push({ version, path, node });
       return { version, hash: node.hash };
     };
     // First index in [lo, hi) whose bit `depth` is 1 (entries are sorted and share the prefix).
@@ -527,31 +577,34 @@ export class SparseMerkleTree {
     // A new subtree over list[lo, hi) (≥ 1 entry) rooted at `depth`.
     const fresh = (list: readonly Entry[], lo: number, hi: number, depth: number): SmtRef => {
       const first = list[lo] as Entry;
-      if (hi - lo === 1) return write(depth, first.key, smtLeaf(first.key, first.value));
+      if (hi - lo === 1) return write(smtPath(first.key, depth), smtLeaf(first.key, first.value));
       const mid = split(list, lo, hi, depth);
       const left = mid > lo ? fresh(list, lo, mid, depth + 1) : null;
       const right = mid < hi ? fresh(list, mid, hi, depth + 1) : null;
-      return write(depth, first.key, smtBranch(left, right));
+      return write(smtPath(first.key, depth), smtBranch(left, right));
     };
     // Applies list[lo, hi) to the existing subtree `ref` at `depth`.
     const update = (ref: SmtRef | null, lo: number, hi: number, depth: number): SmtRef | null => {
       if (lo === hi) return ref;
       const first = sorted[lo] as Entry;
       if (ref === null) return fresh(sorted, lo, hi, depth);
-      const node = this.#read(ref, first.key, depth);
+      const path = smtPath(first.key, depth);
+      const node = this.#readAt(ref, path, depth);
       if (node.kind === 'branch') {
         const mid = split(sorted, lo, hi, depth);
         const left = update(node.left, lo, mid, depth + 1);
         const right = update(node.right, mid, hi, depth + 1);
-        return write(depth, first.key, smtBranch(left, right));
+        return write(path, smtBranch(left, right));
       }
       // A lone leaf: rebuild this subtree from the updates plus the old leaf (unless replaced).
-      const slice = sorted.slice(lo, hi);
-      if (!slice.some((e) => equalBytes(e.key, node.key))) {
-        slice.push({ key: node.key, value: node.value });
-        slice.sort((a, b) => compareKeys(a.key, b.key));
-      }
-      return fresh(slice, 0, slice.length, depth);
+      if (hi - lo === 1 && sameHash(first.key, node.key)) return write(path, smtLeaf(first.key, first.value));
+      let at = lo;
+      while (at < hi && compareKeys((sorted[at] as Entry).key, node.key) < 0) at++;
+      if (at < hi && sameHash((sorted[at] as Entry).key, node.key)) return fresh(sorted, lo, hi, depth);
+      const merged = sorted.slice(lo, at);
+      merged.push({ key: node.key, value: node.value });
+      for (let i = at; i < hi; i++) merged.push(sorted[i] as Entry);
+      return fresh(merged, 0, merged.length, depth);
     };
     const root = update(this.#root, 0, sorted.length, 0);
     return { version, root, nodes };

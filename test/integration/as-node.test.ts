@@ -182,14 +182,13 @@ describe('AS node with a real CEF', () => {
   it('[UPD-1] [UPD-2] [UPD-3] [UPD-4] [FW-UE] [NET-2] a terminated contract becomes a new endorsed version pushed to the UE', async () => {
     const u = ueN(2);
     const signer = await RecordSigner.open({ identity: u.identity, keystore: u.keystore, alias: u.alias });
-    signer.updateEndorsement(u.endorsement?.tx as TxRef, 1);
+    await signer.updateEndorsement(u.endorsement?.tx as TxRef, 1);
     const client = new UeClient({ address: s.asAddress, device: { identity: u.identity, keystore: u.keystore, alias: u.alias } });
     const updates: number[] = [];
     const got = new Promise<void>((resolve) => {
       client.watchUpdates(1, (up) => {
         updates.push(up.version);
-        signer.updateEndorsement(up.tx, up.version);
-        resolve();
+        return signer.updateEndorsement(up.tx, up.version).then(() => resolve());
       });
     });
     const before = await signer.sign(new TextEncoder().encode('{"kWh":1.5}'), 'application/json', Date.now() - 1000);

@@ -65,8 +65,11 @@ const GENESIS_PREV = new Uint8Array(32);
 const DEFAULT_MAX_ITEMS = 10_000;
 const DEFAULT_MAX_TX_BYTES = 4 * 1024 * 1024;
 const MAX_APPEND_BYTES = 256 * 1024 * 1024;
-/** SMT nodes kept in memory (the top of the tree is read by every update and proof). */
-const SMT_CACHE_NODES = 1 << 18;
+/**
+ * SMT nodes kept in memory: the live tree of ~250k UEs (two nodes per UE, ~200 bytes each);
+ * beyond that the deepest, least recently written nodes are read back from SQLite.
+ */
+const SMT_CACHE_NODES = 1 << 19;
 
 const TABLES = ['meta', 'blocks', 'txs', 'tree_nodes', 'smt_nodes', 'checkpoints'] as const;
 
@@ -216,23 +219,23 @@ function* paged<R>(fetch: (after: R | undefined) => R[]): Generator<R> {
 }
 
 /**
- * SMT nodes in SQLite (chunked, see smt.ts) with a bounded in-memory cache of decoded nodes.
- * Writes happen inside the ledger's append transaction; nodes enter the cache only after it
- * commits. A chunk that does not decode is LEDGER_TAMPERED; a node that decodes but was altered
- * is caught by the tree, which checks every node against its parent's hash.
+ * SMT nodes in SQLite (chunked, see smt.ts) with a bounded in-memory cache of the current
+ * tree. Writes happen inside the ledger's append transaction; nodes enter the cache only after
+ * it commits. A chunk that does not decode is LEDGER_TAMPERED; a node that decodes but was
+ * altered is caught by the tree, which checks every node read against its parent's hash.
  */
 class SqliteSmtStore implements SmtNodeStore {
   readonly #s: Statements;
-  readonly #cache = new Map<string, SmtNode>();
+  // position -> newest node there: the live tree (older versions are only read for history)
+  readonly #cache = new Map<SmtPath, SmtStoredNode>();
 
   constructor(s: Statements) {
     this.#s = s;
   }
 
   get(version: number, path: SmtPath): SmtNode | undefined {
-    const k = `${version}/${path}`;
-    const hit = this.#cache.get(k);
-    if (hit !== undefined) return hit;
+    const hit = this.#cache.get(path);
+    if (hit !== undefined && hit.version === version) return hit.node;
     const chunkPath = smtChunkPath(path);
     const raw: unknown = this.#s.smtChunk.get(version, smtPathBytes(chunkPath));
     if (raw === undefined) return undefined;
@@ -243,8 +246,10 @@ class SqliteSmtStore implements SmtNodeStore {
     } catch {
       tampered(`state-tree chunk (version ${version}) does not decode`);
     }
-    this.committed(nodes);
-    return this.#cache.get(k);
+    const found = nodes.find((n) => n.path === path);
+    // cache only what was asked for, and only if it is not older than what is cached there
+    if (found !== undefined && (hit === undefined || hit.version < version)) this.#remember(found);
+    return found?.node;
   }
 
   /** Writes rows (call inside the append transaction). */
@@ -252,21 +257,21 @@ class SqliteSmtStore implements SmtNodeStore {
     for (const c of encodeSmtChunks(nodes)) this.#s.insertSmt.run(c.version, smtPathBytes(c.path), c.bytes);
   }
 
-  /** Caches nodes that are now committed. */
+  /** Caches nodes that are now committed (the new live tree's changed part). */
   committed(nodes: readonly SmtStoredNode[]): void {
-    for (const n of nodes) this.#remember(`${n.version}/${n.path}`, n.node);
+    for (const n of nodes) this.#remember(n);
   }
 
-  #remember(k: string, node: SmtNode): void {
-    if (this.#cache.size >= SMT_CACHE_NODES) {
-      // drop the oldest quarter (Map iterates in insertion order); hot nodes come back at once
-      let drop = SMT_CACHE_NODES >> 2;
+  #remember(n: SmtStoredNode): void {
+    if (!this.#cache.has(n.path) && this.#cache.size >= SMT_CACHE_NODES) {
+      // bounded: drop the oldest-inserted eighth (Map iterates in insertion order)
+      let drop = SMT_CACHE_NODES >> 3;
       for (const key of this.#cache.keys()) {
         this.#cache.delete(key);
         if (--drop === 0) break;
       }
     }
-    this.#cache.set(k, node);
+    this.#cache.set(n.path, n);
   }
 }
 
@@ -424,7 +429,6 @@ export class LocalLedger implements Ledger {
     }
 
     const entries: LedgerEntry[] = [];
-    const leaves: Uint8Array[] = [];
     const subtrees: NewSubtree[] = [];
     const blocks: BlockRow[] = [];
     let height = st.height;
@@ -435,7 +439,6 @@ export class LocalLedger implements Ledger {
       const updates: [Uint8Array, Uint8Array][] = [];
       for (const it of group) {
         const leaf = leafHash(it.tx);
-        leaves.push(leaf);
         for (const n of frontier.push(leaf)) subtrees.push(n);
         if (it.ueKey) updates.push([it.ueKey, leaf]);
         entries.push({ txId: size, leafHash: leaf, tx: it.tx, blockHeight: height });
@@ -498,7 +501,9 @@ export class LocalLedger implements Ledger {
     this.#smtStore.committed(smtNodes);
     this.#smt.reset(smt.root);
     this.#state = { height, size, frontier, rootHash, lastBlockHash: prev, lastTimestamp: timestamp, smtRoot: smt.root, note };
-    return entries.map((e) => ({ txId: e.txId, leafHash: copy(e.leafHash), tx: copy(e.tx), blockHeight: e.blockHeight }));
+    // tx bytes are this call's own copies (made in #check) and nothing here keeps them; leaf
+    // hashes are shared with the frontier, so those are copied
+    return entries.map((e) => ({ txId: e.txId, leafHash: copy(e.leafHash), tx: e.tx, blockHeight: e.blockHeight }));
   }
 
   // ------------------------------------------------------------------ reads

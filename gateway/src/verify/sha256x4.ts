@@ -582,3 +582,224 @@ function buildModule(): Uint8Array {
     ...section(10, vec([[...uleb(body.length), ...body]])),
   ]);
 }
+
+// ---------------------------------------------------------------- the hasher
+
+type HashManyFn = (jobs: number, count: number, scratch: number) => void;
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** Compiles the kernel once per thread; null when this runtime lacks WebAssembly SIMD. */
+function kernelModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  try {
+    compiled = new WebAssembly.Module(buildModule() as Uint8Array<ArrayBuffer>);
+  } catch {
+    // no WebAssembly, or no SIMD / bulk memory: the node:crypto path does the same work
+    compiled = null;
+  }
+  return compiled;
+}
+
+/** Which implementation a hasher uses. */
+export type HasherKind = 'wasm-simd' | 'node-crypto';
+
+export interface Sha256ManyOptions {
+  /** Force an implementation (tests, benchmarks); default: the kernel when it works. */
+  kind?: HasherKind;
+}
+
+/**
+ * A reusable arena plus a job queue for many SHA-256 digests. Not thread-safe; one per worker.
+ *
+ * @example
+ * const h = Sha256Many.create();
+ * const body = h.write(bytes);
+ * const leaf = h.job(0x00, body, bytes.length);   // RFC 9162 leaf hash
+ * const rec = h.job(-1, body, bytes.length);      // plain SHA-256
+ * h.run();
+ * h.digest(leaf); // Uint8Array(32)
+ */
+export class Sha256Many {
+  readonly kind: HasherKind;
+  #memory: WebAssembly.Memory | null;
+  #buffer: ArrayBuffer;
+  #view: Uint8Array;
+  #hashMany: HashManyFn | null;
+  /** First arena byte (after the lane scratch areas). */
+  readonly #arenaStart: number;
+  #top: number;
+  #jobs = new Int32Array(6 * 1024);
+  #jobCount = 0;
+
+  private constructor(kind: HasherKind, memory: WebAssembly.Memory | null, hashMany: HashManyFn | null) {
+    this.kind = kind;
+    this.#memory = memory;
+    this.#hashMany = hashMany;
+    this.#buffer = memory ? memory.buffer : new ArrayBuffer(1 << 20);
+    this.#view = new Uint8Array(this.#buffer);
+    this.#arenaStart = memory ? 4 * LANE_BYTES : 0;
+    this.#top = this.#arenaStart;
+  }
+
+  /** A hasher using the SIMD kernel when this runtime has it, node:crypto otherwise. */
+  static create(opts: Sha256ManyOptions = {}): Sha256Many {
+    if (opts.kind !== 'node-crypto') {
+      const mod = kernelModule();
+      if (mod) {
+        const instance = new WebAssembly.Instance(mod, {});
+        const memory = instance.exports.memory as WebAssembly.Memory;
+        const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn);
+        if (h.#selfTest()) return h;
+      }
+      if (opts.kind === 'wasm-simd') throw new Error('the WebAssembly SIMD SHA-256 kernel is not available here');
+    }
+    return new Sha256Many('node-crypto', null, null);
+  }
+
+  /** The whole memory; re-read it after {@link alloc}, {@link write} or {@link job} (it may grow). */
+  get bytes(): Uint8Array {
+    return this.#view;
+  }
+
+  /** Forgets every allocation and queued job (offsets handed out before become invalid). */
+  reset(): void {
+    this.#top = this.#arenaStart;
+    this.#jobCount = 0;
+  }
+
+  /** Reserves `n` bytes (8-byte aligned) and returns their offset. */
+  alloc(n: number): number {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError('alloc: bad size');
+    const at = this.#top;
+    const top = at + ((n + 7) & ~7);
+    if (top > 0x7fff_0000) throw new RangeError('hasher arena exhausted (2 GiB)');
+    if (top > this.#buffer.byteLength) this.#grow(top);
+    this.#top = top;
+    return at;
+  }
+
+  /** Copies bytes into the arena; returns their offset. */
+  write(data: Uint8Array): number {
+    const at = this.alloc(data.length);
+    this.#view.set(data, at);
+    return at;
+  }
+
+  /**
+   * Queues SHA-256 over `[prefix] || mem[src1, src1+len1) || mem[src2, src2+len2)` (prefix -1:
+   * none) and returns the offset of its 32-byte output slot.
+   */
+  job(prefix: number, src1: number, len1: number, src2 = 0, len2 = 0): number {
+    const dst = this.alloc(32);
+    this.jobInto(dst, prefix, src1, len1, src2, len2);
+    return dst;
+  }
+
+  /** Like {@link job}, writing the digest at `dst` (32 bytes the caller allocated). */
+  jobInto(dst: number, prefix: number, src1: number, len1: number, src2 = 0, len2 = 0): void {
+    if (this.#jobCount * JOB_WORDS === this.#jobs.length) {
+      const bigger = new Int32Array(this.#jobs.length * 2);
+      bigger.set(this.#jobs);
+      this.#jobs = bigger;
+    }
+    const j = this.#jobs;
+    const o = this.#jobCount * JOB_WORDS;
+    j[o] = prefix;
+    j[o + 1] = src1;
+    j[o + 2] = len1;
+    j[o + 3] = src2;
+    j[o + 4] = len2;
+    j[o + 5] = dst;
+    this.#jobCount++;
+  }
+
+  /** Number of queued jobs. */
+  get pending(): number {
+    return this.#jobCount;
+  }
+
+  /** Runs every queued job; afterwards their output slots hold the digests. */
+  run(): void {
+    const count = this.#jobCount;
+    if (count === 0) return;
+    const jobs = this.#jobs;
+    if (this.#hashMany === null) {
+      for (let i = 0; i < count; i++) this.#nodeJob(jobs, i * JOB_WORDS);
+      this.#jobCount = 0;
+      return;
+    }
+    // messages longer than a lane go to OpenSSL (rare: large payloads), the rest to the kernel
+    let kernelJobs = 0;
+    for (let i = 0; i < count; i++) {
+      const o = i * JOB_WORDS;
+      const total = (jobs[o] as number) >= 0 ? 1 + (jobs[o + 2] as number) + (jobs[o + 4] as number) : (jobs[o + 2] as number) + (jobs[o + 4] as number);
+      if (total > MAX_KERNEL_MESSAGE) {
+        this.#nodeJob(jobs, o);
+        continue;
+      }
+      if (kernelJobs !== i) jobs.copyWithin(kernelJobs * JOB_WORDS, o, o + JOB_WORDS);
+      kernelJobs++;
+    }
+    this.#jobCount = 0;
+    if (kernelJobs === 0) return;
+    const at = this.alloc(kernelJobs * JOB_WORDS * 4);
+    new Int32Array(this.#buffer, at, kernelJobs * JOB_WORDS).set(jobs.subarray(0, kernelJobs * JOB_WORDS));
+    this.#hashMany(at, kernelJobs, 0);
+    // the descriptor area is scratch: give it back
+    this.#top = at;
+  }
+
+  /** The 32-byte digest (or any bytes) at an offset, copied out. */
+  digest(at: number, n = 32): Uint8Array {
+    return this.#view.slice(at, at + n);
+  }
+
+  #nodeJob(jobs: Int32Array, o: number): void {
+    const prefix = jobs[o] as number;
+    const v = this.#view;
+    const p1 = v.subarray(jobs[o + 1] as number, (jobs[o + 1] as number) + (jobs[o + 2] as number));
+    const p2 = v.subarray(jobs[o + 3] as number, (jobs[o + 3] as number) + (jobs[o + 4] as number));
+    const parts: Uint8Array[] = [];
+    if (prefix >= 0) parts.push(new Uint8Array([prefix]));
+    parts.push(p1, p2);
+    const d = nodeHash('sha256', Buffer.concat(parts), 'buffer');
+    v.set(d, jobs[o + 5] as number);
+  }
+
+  #grow(top: number): void {
+    if (this.#memory) {
+      const need = Math.ceil((top - this.#buffer.byteLength) / PAGE);
+      // grow geometrically so a task that builds its arena step by step grows O(log n) times
+      const pages = Math.max(need, Math.ceil(this.#buffer.byteLength / PAGE / 2));
+      this.#memory.grow(pages);
+      this.#buffer = this.#memory.buffer;
+    } else {
+      const bigger = new ArrayBuffer(Math.max(top, this.#buffer.byteLength * 2));
+      new Uint8Array(bigger).set(this.#view);
+      this.#buffer = bigger;
+    }
+    this.#view = new Uint8Array(this.#buffer);
+  }
+
+  /** Compares the kernel with node:crypto on every lane-length class once. */
+  #selfTest(): boolean {
+    try {
+      const lens = [0, 1, 31, 55, 56, 63, 64, 65, 119, 120, 200, 1000, 4096];
+      const inputs = lens.map((n, i) => Uint8Array.from({ length: n }, (_, k) => (k * 31 + i * 7) & 0xff));
+      const slots = inputs.map((m, i) => {
+        const at = this.write(m);
+        return this.job(i % 2 === 0 ? -1 : 0x01, at, m.length);
+      });
+      this.run();
+      const ok = inputs.every((m, i) => {
+        const expect = nodeHash('sha256', i % 2 === 0 ? m : Buffer.concat([Buffer.from([0x01]), m]), 'buffer');
+        return Buffer.compare(expect, this.digest(slots[i] as number)) === 0;
+      });
+      this.reset();
+      return ok;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * @module divs
+ * The `divs` command line: one entry point for every DIVS service and tool.
+ *
+ * Exit codes: 0 success; 1 the work failed (e.g. verification found invalid data);
+ * 2 usage or configuration error; 3 a service could not start.
+ */
+import { DivsError } from '../protocol/src/errors.ts';
+
+const HELP = `divs — network-oriented data integrity verification service (ITU-T Y.2247)
+
+Usage: divs <command> [options]      (every command takes --help)
+
+Services
+  cef             start a CEF simulator (the operator's USM + capability exposure)
+  as-node         start a DIVS AS node (registration, endorsement, ledger, queries)
+
+Tools
+  pki init        create a consortium root CA
+  pki issue       issue an AS / gateway / client certificate under a root CA
+  ue fleet        provision N UEs at a CEF and register them at an AS (progress bar)
+  consumer verify verify signed records against their endorsements (VER-3)
+  ledger verify   re-verify a ledger file offline (hash chain, Merkle tree, checkpoint)
+  ledger inspect  print ledger height, size, blocks, a UE's history
+  ledger proof    print an inclusion proof for a transaction
+
+Scenario
+  demo            the end-to-end scenario run by \`npm start\` (--once to exit after the summary)
+
+Exit codes: 0 ok, 1 failed (e.g. invalid data found), 2 usage/config error, 3 start-up failure.`;
+
+type Command = (argv: string[]) => Promise<number | void>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  cef: async () => async (argv) => (await import('../cef/src/main.ts')).runCli(argv),
+  'as-node': async () => async (argv) => (await import('../as-node/src/main.ts')).runCli(argv),
+  pki: async () => (await import('./commands/pki.ts')).run,
+  ue: async () => (await import('./commands/ue.ts')).run,
+  consumer: async () => (await import('./commands/consumer.ts')).run,
+  ledger: async () => (await import('./commands/ledger.ts')).run,
+  demo: async () => (await import('./commands/demo.ts')).run,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(HELP);
+    return cmd ? 0 : 2;
+  }
+  const load = COMMANDS[cmd];
+  if (!load) {
+    console.error(`divs: unknown command "${cmd}"\n\n${HELP}`);
+    return 2;
+  }
+  const code = await (await load())(rest);
+  return typeof code === 'number' ? code : 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof DivsError) {
+      console.error(`divs: ${e.code}: ${e.message}`);
+      process.exitCode = e.code === 'CONFIG_INVALID' || e.code === 'INVALID_ARGUMENT' ? 2 : 1;
+    } else {
+      console.error(`divs: ${(e as Error).stack ?? String(e)}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,451 @@
+/**
+ * @module verify/core
+ * Judges one {@link VerifyTask} [VER-3] [GEN-2]: the per-record work of the verification engine,
+ * run on worker threads (or inline). No I/O; every byte of the task is treated as hostile.
+ *
+ * For each record, in the order of `consumer/src/verify.ts` `checkRecord` (so a consumer and
+ * the gateway reach the same verdict on the same record):
+ * 1. the SignedRecord and its RecordBody decode (MALFORMED_MESSAGE), it names an endorsement
+ *    (MISSING_FIELD), the endorsement was usable (the window's code, e.g. AS_UNAVAILABLE,
+ *    UNKNOWN_TX, INVALID_ENDORSEMENT, NOT_LATEST), and the record's tx hash/ledger match it
+ *    (INVALID_ENDORSEMENT);
+ * 2. the UE signature with the endorsed key (INVALID_SIGNATURE): one `node:crypto` verify per
+ *    record in single mode; in batch mode one verify per batch (cached) and the record's
+ *    membership in the signed RFC 9162 tree — by rebuilding the whole tree when the task holds
+ *    the whole batch, by checking each record's inclusion path otherwise;
+ * 3. the identity in the body is the one bound in the endorsement (IDENTITY_MISMATCH);
+ * 4. the signature time lies in the contract period of the UE's latest endorsement
+ *    (SIGNED_OUTSIDE_CONTRACT) and before its termination (SIGNED_AFTER_TERMINATION);
+ * 5. the per-UE chain over authentic records (chain.ts): forks and replays invalidate the
+ *    record, gaps and reordering are findings.
+ *
+ * Hashing (record hashes, leaf hashes, tree nodes) goes through the multi-buffer SHA-256 kernel
+ * in big batches; UE keys are imported once per worker.
+ */
+import type { KeyObject } from 'node:crypto';
+import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
+import { Domain, concat, pae, u64be, utf8 } from '../../../protocol/src/bytes.ts';
+import { importPublicKey, nodeVerify, type Suite } from '../../../protocol/src/suites.ts';
+import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
+import { Sha256Many } from './sha256x4.ts';
+import { Flag, S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
+import { RecordFields, sameBytes, scanBody, scanSignedRecord } from './wire.ts';
+
+const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
+const S_MISSING = statusOf('MISSING_FIELD');
+const S_UNKNOWN_TX = statusOf('UNKNOWN_TX');
+const S_BAD_ENDORSEMENT = statusOf('INVALID_ENDORSEMENT');
+const S_BAD_SIGNATURE = statusOf('INVALID_SIGNATURE');
+const S_IDENTITY = statusOf('IDENTITY_MISMATCH');
+const S_OUTSIDE = statusOf('SIGNED_OUTSIDE_CONTRACT');
+const S_AFTER = statusOf('SIGNED_AFTER_TERMINATION');
+const S_FORK = statusOf('RECORD_FORK');
+const S_REPLAY = statusOf('RECORD_REPLAYED');
+/** Internal: not judged yet (never leaves this module). */
+const PENDING = 255;
+
+const MAX_BATCH = 2 ** 32;
+const KEY_CACHE_MAX = 200_000;
+const BATCH_CACHE_MAX = 100_000;
+
+/** A window prepared for this worker: key imported, ledger id as bytes. */
+interface LiveWindow {
+  spec: WindowSpec;
+  status: number;
+  key: KeyObject | null;
+  suite: Suite;
+  ledger: Uint8Array;
+}
+
+/** Growable list of path-hash offsets. */
+class IntList {
+  a = new Int32Array(1024);
+  n = 0;
+  push(v: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = v;
+  }
+}
+
+/**
+ * The verifier of one worker thread: its hasher, imported UE keys and verified batch signatures
+ * persist across tasks.
+ */
+export class VerifierCore {
+  readonly hasher: Sha256Many;
+  readonly #keys = new Map<string, KeyObject | null>();
+  readonly #batchSigs = new Map<string, boolean>();
+  readonly #f = new RecordFields();
+
+  constructor(hasher: Sha256Many = Sha256Many.create()) {
+    this.hasher = hasher;
+  }
+
+  #key(w: WindowSpec): KeyObject | null {
+    const id = `${w.suite}:${w.ueKey}:${Buffer.from(w.publicKey).toString('hex')}`;
+    let k = this.#keys.get(id);
+    if (k === undefined) {
+      try {
+        k = importPublicKey(w.suite as Suite, w.publicKey);
+      } catch {
+        // an endorsed key that does not import makes the endorsement unusable, not the worker
+        k = null;
+      }
+      if (this.#keys.size >= KEY_CACHE_MAX) this.#keys.clear();
+      this.#keys.set(id, k);
+    }
+    return k;
+  }
+
+  #live(w: WindowSpec): LiveWindow {
+    let status = w.error === null ? S_VALID : statusOf(w.error);
+    const key = status === S_VALID ? this.#key(w) : null;
+    if (status === S_VALID && key === null) status = S_BAD_ENDORSEMENT;
+    return { spec: w, status, key, suite: w.suite as Suite, ledger: utf8(w.ledgerId) };
+  }
+
+  /** Judges every record of a task. Never throws for bad records: they get a status. */
+  run(task: VerifyTask): TaskResult {
+    const t0 = performance.now();
+    const { data, offsets, flags, segments } = task;
+    const n = offsets.length - 1;
+    const f = this.#f;
+    const h = this.hasher;
+    h.reset();
+
+    // windows by tx ID (ledger compared per record)
+    const windows = task.windows.map((w) => this.#live(w));
+    const byTx = new Map<number, LiveWindow[]>();
+    for (const w of windows) {
+      const list = byTx.get(w.spec.txId);
+      if (list) list.push(w);
+      else byTx.set(w.spec.txId, [w]);
+    }
+
+    const status = new Uint8Array(n).fill(PENDING);
+    const finding = new Uint8Array(n);
+    const missing = new Uint32Array(n);
+    const sequence = new Float64Array(n);
+    const timestamp = new Float64Array(n);
+    const bodyOff = new Int32Array(n);
+    const bodyLen = new Int32Array(n);
+    const sigOff = new Int32Array(n);
+    const sigLen = new Int32Array(n);
+    const prevOff = new Int32Array(n);
+    const identOff = new Int32Array(n);
+    const identLen = new Int32Array(n);
+    const isBatch = new Uint8Array(n);
+    const bIndex = new Float64Array(n);
+    const bSize = new Float64Array(n);
+    const rootOff = new Int32Array(n);
+    const pathStart = new Int32Array(n);
+    const pathCount = new Uint8Array(n);
+    const paths = new IntList();
+    const win: (LiveWindow | null)[] = new Array(n).fill(null);
+
+    // arena: the packed bytes, then one 32-byte slot per record for its hash and its leaf hash
+    const base = h.write(data);
+    const hashesAt = h.alloc(32 * n);
+    const leavesAt = h.alloc(32 * n);
+    let digests = 0;
+    let lastWin: LiveWindow | null = null;
+
+    // ---- 1. decode, endorsement window, tx reference
+    for (let i = 0; i < n; i++) {
+      const off = offsets[i] as number;
+      const len = (offsets[i + 1] as number) - off;
+      if (!scanSignedRecord(data, off, len, f) || f.bodyOff < 0 || f.bodyLen === 0 || !scanBody(data, f.bodyOff, f.bodyLen, f)) {
+        status[i] = S_MALFORMED;
+        continue;
+      }
+      bodyOff[i] = f.bodyOff;
+      bodyLen[i] = f.bodyLen;
+      sigOff[i] = f.sigOff;
+      sigLen[i] = f.sigLen;
+      sequence[i] = f.sequence;
+      timestamp[i] = f.timestampMs;
+      identOff[i] = f.identityOff;
+      identLen[i] = f.identityLen;
+      if (f.sequence < 1 || f.prevLen !== 32) {
+        status[i] = S_MALFORMED;
+        continue;
+      }
+      prevOff[i] = f.prevOff;
+      h.jobInto(hashesAt + 32 * i, -1, base + f.bodyOff, f.bodyLen);
+      digests++;
+      if (!f.hasTx) {
+        status[i] = S_MISSING;
+        continue;
+      }
+      let w = lastWin;
+      if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
+        w = null;
+        for (const c of byTx.get(f.txId) ?? []) {
+          if (sameLedger(c, data, f)) {
+            w = c;
+            break;
+          }
+        }
+        lastWin = w;
+      }
+      if (w === null) {
+        status[i] = S_UNKNOWN_TX;
+        continue;
+      }
+      win[i] = w;
+      if (w.status !== S_VALID) {
+        status[i] = w.status;
+        continue;
+      }
+      if (f.txHashLen > 0 && (f.txHashLen !== 32 || !sameBytes(data, f.txHashOff, w.spec.txHash, 0, 32))) {
+        status[i] = S_BAD_ENDORSEMENT;
+        continue;
+      }
+      if (f.sigLen === 0) {
+        status[i] = S_BAD_SIGNATURE;
+        continue;
+      }
+      if (f.batch) {
+        // a proof that cannot be one (sizes, index, hash lengths) never verifies
+        let sound = !f.pathOverflow && f.batchSize >= 1 && f.batchSize <= MAX_BATCH && f.batchIndex < f.batchSize && f.rootLen === 32 && f.pathCount <= 32;
+        for (let k = 0; sound && k < f.pathCount; k++) if (f.pathLen[k] !== 32) sound = false;
+        if (!sound) {
+          status[i] = S_BAD_SIGNATURE;
+          continue;
+        }
+        isBatch[i] = 1;
+        bIndex[i] = f.batchIndex;
+        bSize[i] = f.batchSize;
+        rootOff[i] = f.rootOff;
+        pathStart[i] = paths.n;
+        pathCount[i] = f.pathCount;
+        for (let k = 0; k < f.pathCount; k++) paths.push(f.pathOff[k] as number);
+        h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
+        digests++;
+      }
+    }
+    h.run();
+
+    // ---- 2a. batch mode: one signature per batch, membership by tree rebuild or paths
+    let signatureChecks = 0;
+    let batchGroups = 0;
+    const fullGroups: { start: number; end: number; root: number }[] = [];
+    const pathRecords: number[] = [];
+    for (let i = 0; i < n; ) {
+      if (isBatch[i] !== 1 || status[i] !== PENDING) {
+        i++;
+        continue;
+      }
+      // a group: consecutive records of one batch (same window, signature, root and size)
+      let j = i + 1;
+      while (
+        j < n &&
+        isBatch[j] === 1 &&
+        status[j] === PENDING &&
+        win[j] === win[i] &&
+        bSize[j] === bSize[i] &&
+        sigLen[j] === sigLen[i] &&
+        sameBytes(data, rootOff[j] as number, data, rootOff[i] as number, 32) &&
+        sameBytes(data, sigOff[j] as number, data, sigOff[i] as number, sigLen[i] as number)
+      ) {
+        j++;
+      }
+      batchGroups++;
+      const w = win[i] as LiveWindow;
+      const root = data.subarray(rootOff[i] as number, (rootOff[i] as number) + 32);
+      const sig = data.subarray(sigOff[i] as number, (sigOff[i] as number) + (sigLen[i] as number));
+      const size = bSize[i] as number;
+      const cacheKey = `${w.spec.ueKey}:${Buffer.from(root).toString('hex')}:${size}:${Buffer.from(sig).toString('hex')}`;
+      let sigOk = this.#batchSigs.get(cacheKey);
+      if (sigOk === undefined) {
+        signatureChecks++;
+        sigOk = nodeVerify(w.suite, w.key as KeyObject, pae(Domain.recordBatch, concat(root, u64be(size))), sig);
+        if (this.#batchSigs.size >= BATCH_CACHE_MAX) this.#batchSigs.clear();
+        this.#batchSigs.set(cacheKey, sigOk);
+      }
+      if (!sigOk) {
+        for (let k = i; k < j; k++) status[k] = S_BAD_SIGNATURE;
+      } else {
+        let whole = j - i === size;
+        for (let k = i; whole && k < j; k++) if (bIndex[k] !== k - i) whole = false;
+        if (whole) fullGroups.push({ start: i, end: j, root: base + (rootOff[i] as number) });
+        else for (let k = i; k < j; k++) pathRecords.push(k);
+      }
+      i = j;
+    }
+
+    // whole batches: rebuild every tree level by level, all groups at once
+    if (fullGroups.length > 0) {
+      let levels: Int32Array[] = fullGroups.map((g) => {
+        const l = new Int32Array(g.end - g.start);
+        for (let k = 0; k < l.length; k++) l[k] = leavesAt + 32 * (g.start + k);
+        return l;
+      });
+      for (;;) {
+        let more = false;
+        levels = levels.map((cur) => {
+          if (cur.length === 1) return cur;
+          more = true;
+          const next = new Int32Array(Math.ceil(cur.length / 2));
+          for (let k = 0; k + 1 < cur.length; k += 2) next[k / 2] = h.job(0x01, cur[k] as number, 32, cur[k + 1] as number, 32);
+          if (cur.length % 2 === 1) next[next.length - 1] = cur[cur.length - 1] as number;
+          digests += Math.floor(cur.length / 2);
+          return next;
+        });
+        if (!more) break;
+        h.run();
+      }
+      const mem = h.bytes;
+      fullGroups.forEach((g, gi) => {
+        const top = (levels[gi] as Int32Array)[0] as number;
+        // a tampered body changes the root: find out which records still prove membership
+        if (sameBytes(mem, top, mem, g.root, 32)) for (let k = g.start; k < g.end; k++) status[k] = S_VALID;
+        else for (let k = g.start; k < g.end; k++) pathRecords.push(k);
+      });
+    }
+
+    // partial batches (or a failed rebuild): RFC 9162 inclusion path per record, step by step
+    if (pathRecords.length > 0) {
+      const m = pathRecords.length;
+      const cur = new Int32Array(m);
+      const fn = new Float64Array(m);
+      const sn = new Float64Array(m);
+      const active = new Uint8Array(m).fill(1);
+      for (let r = 0; r < m; r++) {
+        const i = pathRecords[r] as number;
+        cur[r] = leavesAt + 32 * i;
+        fn[r] = bIndex[i] as number;
+        sn[r] = (bSize[i] as number) - 1;
+      }
+      for (let step = 0; ; step++) {
+        let queued = 0;
+        for (let r = 0; r < m; r++) {
+          if (active[r] === 0) continue;
+          const i = pathRecords[r] as number;
+          if (step === pathCount[i]) {
+            active[r] = 0;
+            const mem = h.bytes;
+            status[i] = sn[r] === 0 && sameBytes(mem, cur[r] as number, mem, base + (rootOff[i] as number), 32) ? S_VALID : S_BAD_SIGNATURE;
+            continue;
+          }
+          if (sn[r] === 0) {
+            active[r] = 0;
+            status[i] = S_BAD_SIGNATURE;
+            continue;
+          }
+          const p = base + (paths.a[(pathStart[i] as number) + step] as number);
+          let a = fn[r] as number;
+          let b = sn[r] as number;
+          if (a % 2 === 1 || a === b) {
+            cur[r] = h.job(0x01, p, 32, cur[r] as number, 32);
+            if (a % 2 === 0) {
+              while (a % 2 === 0 && a !== 0) {
+                a = Math.floor(a / 2);
+                b = Math.floor(b / 2);
+              }
+            }
+          } else {
+            cur[r] = h.job(0x01, cur[r] as number, 32, p, 32);
+          }
+          fn[r] = Math.floor(a / 2);
+          sn[r] = Math.floor(b / 2);
+          queued++;
+        }
+        if (queued === 0) break;
+        digests += queued;
+        h.run();
+      }
+    }
+
+    // ---- 2b. single mode: one OpenSSL verify per record
+    for (let i = 0; i < n; i++) {
+      if (status[i] !== PENDING) continue;
+      const w = win[i] as LiveWindow;
+      signatureChecks++;
+      const body = data.subarray(bodyOff[i] as number, (bodyOff[i] as number) + (bodyLen[i] as number));
+      const sig = data.subarray(sigOff[i] as number, (sigOff[i] as number) + (sigLen[i] as number));
+      status[i] = nodeVerify(w.suite, w.key as KeyObject, pae(Domain.record, body), sig) ? S_VALID : S_BAD_SIGNATURE;
+    }
+
+    // ---- 3, 4. identity binding and signature time, for authentic records
+    const authentic = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      if (status[i] !== S_VALID) continue;
+      authentic[i] = 1;
+      const w = (win[i] as LiveWindow).spec;
+      if (!sameIdentity(w, data, identOff[i] as number, identLen[i] as number)) {
+        status[i] = S_IDENTITY;
+        continue;
+      }
+      const t = timestamp[i] as number;
+      if (t < w.startMs || (w.endMs > 0 && t > w.endMs)) status[i] = S_OUTSIDE;
+      else if (w.terminationMs > 0 && t >= w.terminationMs) status[i] = S_AFTER;
+    }
+
+    // ---- 5. chains, one tracker per segment; heads are judged by the caller
+    const mem = h.bytes;
+    const segCount = segments.length;
+    const headIndex = new Int32Array(segCount).fill(-1);
+    const tailIndex = new Int32Array(segCount).fill(-1);
+    const headPrev = new Uint8Array(32 * segCount);
+    for (let s = 0; s < segCount; s++) {
+      const from = segments[s] as number;
+      const to = s + 1 < segCount ? (segments[s + 1] as number) : n;
+      const tracker = new ChainTracker({ assumeUnique: true, startsMidChain: true });
+      for (let i = from; i < to; i++) {
+        if (authentic[i] !== 1 || ((flags[i] as number) & Flag.CONTEXT) !== 0) continue;
+        const fi = tracker.observe(sequence[i] as number, mem, base + (prevOff[i] as number), mem, hashesAt + 32 * i);
+        finding[i] = fi;
+        if (fi === Finding.PENDING) {
+          headIndex[s] = i;
+          headPrev.set(mem.subarray(base + (prevOff[i] as number), base + (prevOff[i] as number) + 32), 32 * s);
+        } else if (fi === Finding.GAP) {
+          missing[i] = tracker.missing;
+        } else if (findingInvalidates(fi as Finding) && status[i] === S_VALID) {
+          status[i] = fi === Finding.FORK ? S_FORK : S_REPLAY;
+        }
+        tailIndex[s] = i;
+      }
+    }
+
+    const hashes = mem.slice(hashesAt, hashesAt + 32 * n);
+    // records that never got a hash (malformed) keep zeros
+    for (let i = 0; i < n; i++) if (status[i] === S_MALFORMED) hashes.fill(0, 32 * i, 32 * i + 32);
+    return {
+      id: task.id,
+      status,
+      finding,
+      hashes,
+      missing,
+      sequence,
+      headIndex,
+      tailIndex,
+      headPrev,
+      stats: { records: n, signatureChecks, batchGroups, digests, ms: performance.now() - t0 },
+    };
+  }
+}
+
+function sameLedger(w: LiveWindow, data: Uint8Array, f: RecordFields): boolean {
+  const len = f.ledgerOff < 0 ? 0 : f.ledgerLen;
+  return len === w.ledger.length && (len === 0 || sameBytes(data, f.ledgerOff, w.ledger, 0, len));
+}
+
+/** Whether the body's identity is the one bound in the endorsement: exact bytes, else by fields. */
+function sameIdentity(w: WindowSpec, data: Uint8Array, off: number, len: number): boolean {
+  if (w.identity === null || w.identityFields === null || off < 0) return false;
+  if (len === w.identity.length && sameBytes(data, off, w.identity, 0, len)) return true;
+  try {
+    // another (valid) encoding of the same fields: compare decoded values
+    const id = UeIdentity.decode(data.subarray(off, off + len));
+    const b = w.identityFields;
+    return id.imei === b.imei && id.iccid === b.iccid && id.eid === b.eid && id.msisdn === b.msisdn;
+  } catch {
+    return false;
+  }
+}
+
