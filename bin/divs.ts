@@ -58,9 +58,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== 0) process.exitCode = code;
-  },
+  // a finished command is done: exit even if a client library keeps a timer or socket alive
+  (code) => process.exit(code),
   (e: unknown) => {
     if (e instanceof DivsError) {
       console.error(`divs: ${e.code}: ${e.message}`);
@@ -69,5 +68,6 @@ main(process.argv.slice(2)).then(
       console.error(`divs: ${(e as Error).stack ?? String(e)}`);
       process.exitCode = 1;
     }
+    process.exit();
   },
 );

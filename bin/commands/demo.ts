@@ -103,8 +103,9 @@ export async function run(argv: string[]): Promise<number> {
     const victim = fleet.ues[3];
     if (!victim) throw new Error('fleet too small');
     const watcher = new UeClient({ address: asAddr, device: { identity: victim.identity, keystore: victim.keystore, alias: victim.alias } });
+    let watch: { stop(): void } | undefined;
     const pushed = new Promise<number>((resolveUpdate) => {
-      watcher.watchUpdates(1, async (u) => {
+      watch = watcher.watchUpdates(1, async (u) => {
         await signers[3]?.updateEndorsement(u.tx, u.version);
         resolveUpdate(u.version);
       });
@@ -112,6 +113,7 @@ export async function run(argv: string[]): Promise<number> {
     await new Promise((r) => setTimeout(r, 200));
     await cef.applyAction(victim.identity, { $case: 'terminate', value: { terminationTimeMs: now - Math.floor(readings / 2) * 60_000 + 30_000 } });
     const version = await Promise.race([pushed, new Promise<number>((_, rej) => setTimeout(() => rej(new Error('no update pushed within 15 s')), 15_000))]);
+    watch?.stop();
     watcher.close();
     say(`5. contract of meter #3 terminated at the operator -> AS endorsed version ${version} and pushed it to the meter [UPD-1..4]`);
     await sign(Math.floor(readings / 2), readings);

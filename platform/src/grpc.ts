@@ -6,7 +6,10 @@
  *   anything else becomes INTERNAL without leaking its message (logged locally);
  * - request bytes that do not decode become INVALID_ARGUMENT / MALFORMED_MESSAGE, and requests
  *   over the size limit RESOURCE_EXHAUSTED / MESSAGE_TOO_LARGE, both before any handler runs;
- * - every server gets gRPC health checking and server reflection.
+ * - every server gets gRPC health checking and server reflection;
+ * - every call gets a trace ID (the caller's `x-divs-trace-id`, or a new one) in its logger and
+ *   its async context, and clients made by {@link makeClient} forward it on outgoing calls;
+ * - an optional `onCall` hook sees method, status and duration of every call (metrics).
  */
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -15,9 +18,10 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
 import { DivsError, isErrorCode, type ErrorCode } from '../../protocol/src/errors.ts';
 import { silentLogger, type Logger } from './log.ts';
+import { TRACE_ID_KEY, adoptTraceId, currentTraceId, withTraceId } from './trace.ts';
 
 export const ERROR_CODE_KEY = 'divs-error-code';
-export const TRACE_ID_KEY = 'x-divs-trace-id';
+export { TRACE_ID_KEY };
 /** Default largest request a DIVS server accepts. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -41,7 +45,20 @@ export type CallContext = {
   cancelled: () => boolean;
   signal: AbortSignal;
   log: Logger;
+  /** The caller's trace ID, or a new one; outgoing calls from the handler carry it. */
+  traceId: string;
 };
+
+/** What the `onCall` hook of {@link RpcServerOptions} learns about each finished call. */
+export interface RpcCallInfo {
+  /** Full method path, e.g. `/divs.v1.UeRegistrationService/Register`. */
+  method: string;
+  kind: 'unary' | 'server_stream' | 'client_stream' | 'bidi_stream';
+  /** gRPC status code the call ended with (CANCELLED when the client went away). */
+  code: number;
+  /** Wall-clock duration from the call's arrival to its end. */
+  seconds: number;
+}
 
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
 export type ServerStreamHandler<Req, Res> = (req: Req, send: (msg: Res) => Promise<void>, ctx: CallContext) => Promise<void>;
@@ -85,7 +102,7 @@ export function toServiceError(err: unknown, log: Logger): Partial<grpc.StatusOb
 function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, log: Logger): CallContext {
   const ac = new AbortController();
   (call as unknown as NodeJS.EventEmitter).on('cancelled', () => ac.abort());
-  const traceId = call.metadata.get(TRACE_ID_KEY)[0];
+  const traceId = adoptTraceId(call.metadata.get(TRACE_ID_KEY)[0]);
   return {
     metadata: call.metadata,
     peer: call.getPeer(),
@@ -95,7 +112,8 @@ function contextOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerRea
     },
     cancelled: () => ac.signal.aborted,
     signal: ac.signal,
-    log: traceId ? log.child({ traceId: String(traceId) }) : log,
+    log: log.child({ traceId }),
+    traceId,
   };
 }
 
@@ -126,52 +144,96 @@ async function* requests<Req>(call: grpc.ServerReadableStream<Req, unknown> | gr
 }
 
 /** Wraps one handler into grpc-js form. */
-function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log: Logger): grpc.UntypedHandleCall {
+function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log: Logger, onCall?: (info: RpcCallInfo) => void): grpc.UntypedHandleCall {
   const name = def.path;
   const l = log.child({ rpc: name });
+  const kind: RpcCallInfo['kind'] = def.requestStream ? (def.responseStream ? 'bidi_stream' : 'client_stream') : def.responseStream ? 'server_stream' : 'unary';
+  // reports the call's end once; a hook that throws must never break the call
+  const ender = (ctx: CallContext) => {
+    const t0 = process.hrtime.bigint();
+    let done = false;
+    return (code: number | undefined) => {
+      if (done || !onCall) return;
+      done = true;
+      try {
+        onCall({ method: name, kind, code: ctx.cancelled() ? grpc.status.CANCELLED : (code ?? grpc.status.UNKNOWN), seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+      } catch (err) {
+        l.warn({ err }, 'onCall hook failed');
+      }
+    };
+  };
+  const reply = (cb: grpc.sendUnaryData<unknown>, end: (code: number | undefined) => void, l2: Logger) => [
+    (res: unknown) => {
+      end(grpc.status.OK);
+      cb(null, res);
+    },
+    (err: unknown) => {
+      const st = toServiceError(err, l2);
+      end(st.code);
+      cb(st);
+    },
+  ] as const;
   if (!def.requestStream && !def.responseStream) {
     return (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const ctx = contextOf(call, l);
-      if (call.request instanceof BadRequest) return cb(toServiceError(call.request, l));
-      Promise.resolve()
-        .then(() => (fn as UnaryHandler<unknown, unknown>)(call.request, ctx))
-        .then((res) => cb(null, res), (err: unknown) => cb(toServiceError(err, l)));
+      const [ok, bad] = reply(cb, ender(ctx), ctx.log);
+      if (call.request instanceof BadRequest) return bad(call.request);
+      withTraceId(ctx.traceId, () =>
+        Promise.resolve()
+          .then(() => (fn as UnaryHandler<unknown, unknown>)(call.request, ctx))
+          .then(ok, bad),
+      );
     };
   }
   if (!def.requestStream && def.responseStream) {
     return (call: grpc.ServerWritableStream<unknown, unknown>) => {
       const ctx = contextOf(call, l);
+      const end = ender(ctx);
       const fail = (err: unknown) => {
-        if (!ctx.cancelled()) call.emit('error', toServiceError(err, l));
+        const st = toServiceError(err, ctx.log);
+        end(st.code);
+        if (!ctx.cancelled()) call.emit('error', st);
       };
       if (call.request instanceof BadRequest) return fail(call.request);
-      Promise.resolve()
-        .then(() => (fn as ServerStreamHandler<unknown, unknown>)(call.request, writer(call, ctx.signal), ctx))
-        .then(() => {
-          if (!ctx.cancelled()) call.end();
-        }, fail);
+      withTraceId(ctx.traceId, () =>
+        Promise.resolve()
+          .then(() => (fn as ServerStreamHandler<unknown, unknown>)(call.request, writer(call, ctx.signal), ctx))
+          .then(() => {
+            end(grpc.status.OK);
+            if (!ctx.cancelled()) call.end();
+          }, fail),
+      );
     };
   }
   if (def.requestStream && !def.responseStream) {
     return (call: grpc.ServerReadableStream<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const ctx = contextOf(call, l);
-      Promise.resolve()
-        .then(() => (fn as ClientStreamHandler<unknown, unknown>)(requests(call), ctx))
-        .then((res) => cb(null, res), (err: unknown) => cb(toServiceError(err, l)));
+      const [ok, bad] = reply(cb, ender(ctx), ctx.log);
+      withTraceId(ctx.traceId, () =>
+        Promise.resolve()
+          .then(() => (fn as ClientStreamHandler<unknown, unknown>)(requests(call), ctx))
+          .then(ok, bad),
+      );
     };
   }
   return (call: grpc.ServerDuplexStream<unknown, unknown>) => {
     const ctx = contextOf(call, l);
-    Promise.resolve()
-      .then(() => (fn as BidiStreamHandler<unknown, unknown>)(requests(call), writer(call, ctx.signal), ctx))
-      .then(
-        () => {
-          if (!ctx.cancelled()) call.end();
-        },
-        (err: unknown) => {
-          if (!ctx.cancelled()) call.emit('error', toServiceError(err, l));
-        },
-      );
+    const end = ender(ctx);
+    withTraceId(ctx.traceId, () =>
+      Promise.resolve()
+        .then(() => (fn as BidiStreamHandler<unknown, unknown>)(requests(call), writer(call, ctx.signal), ctx))
+        .then(
+          () => {
+            end(grpc.status.OK);
+            if (!ctx.cancelled()) call.end();
+          },
+          (err: unknown) => {
+            const st = toServiceError(err, ctx.log);
+            end(st.code);
+            if (!ctx.cancelled()) call.emit('error', st);
+          },
+        ),
+    );
   };
 }
 
@@ -203,6 +265,8 @@ export interface RpcServerOptions {
   credentials?: grpc.ServerCredentials;
   /** Proto files (relative to proto/) to expose through server reflection. */
   protoFiles?: string[];
+  /** Called once when each call ends (e.g. `Metrics.rpcHook()` for counts and latencies). */
+  onCall?: (info: RpcCallInfo) => void;
 }
 
 /** A gRPC server with DIVS error mapping, health checking and reflection. */
@@ -213,12 +277,14 @@ export class RpcServer {
   #maxBytes: number;
   #credentials: grpc.ServerCredentials;
   #services: string[] = [];
+  #onCall: ((info: RpcCallInfo) => void) | undefined;
   port = 0;
 
   constructor(opts: RpcServerOptions = {}) {
     this.log = opts.log ?? silentLogger;
     this.#maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#credentials = opts.credentials ?? grpc.ServerCredentials.createInsecure();
+    this.#onCall = opts.onCall;
     this.server = new grpc.Server({
       // the guard enforces the real limit with a coded error; grpc-js stops anything far larger
       'grpc.max_receive_message_length': this.#maxBytes * 4 + 1024,
@@ -240,7 +306,7 @@ export class RpcServer {
     for (const [k, def] of Object.entries(definition)) {
       const fn = (handlers as Record<string, AnyHandler>)[k];
       if (!fn) throw new Error(`missing handler for ${def.path}`);
-      impl[k] = adapt(def as grpc.MethodDefinition<unknown, unknown>, fn, this.log);
+      impl[k] = adapt(def as grpc.MethodDefinition<unknown, unknown>, fn, this.log, this.#onCall);
     }
     this.server.addService(guardDefinition(definition, this.#maxBytes), impl);
     const first = Object.values(definition)[0] as grpc.MethodDefinition<unknown, unknown> | undefined;
@@ -334,11 +400,22 @@ export async function* serverStream<Res>(stream: grpc.ClientReadableStream<Res>)
 
 export type ClientCtor<C> = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => C;
 
-/** Makes a client for a `host:port` address (insecure unless credentials are given). */
+/** Adds the current trace ID (see trace.ts) to outgoing calls that do not name one already. */
+export const traceInterceptor: grpc.Interceptor = (options, nextCall) =>
+  new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      const id = currentTraceId();
+      if (id !== undefined && metadata.get(TRACE_ID_KEY).length === 0) metadata.set(TRACE_ID_KEY, id);
+      next(metadata, listener);
+    },
+  });
+
+/** Makes a client for a `host:port` address (insecure unless credentials are given); it forwards trace IDs. */
 export function makeClient<C>(ctor: ClientCtor<C>, address: string, credentials?: grpc.ChannelCredentials): C {
   return new ctor(address.replace(/^grpc:\/\//, ''), credentials ?? grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
     'grpc.max_send_message_length': 64 * 1024 * 1024,
+    interceptors: [traceInterceptor],
   });
 }
 

@@ -94,6 +94,11 @@ export interface SmtLeaf {
   kind: 'leaf';
   key: Uint8Array;
   value: Uint8Array;
+  /**
+   * An integer the tree's owner stores beside the leaf — not hashed, not in proofs (the ledger
+   * keeps the tx ID of the value here, and checks it against the value on use). 0 if unused.
+   */
+  aux: number;
   hash: Uint8Array;
 }
 
@@ -141,8 +146,8 @@ export function smtPathFromBytes(b: Uint8Array): SmtPath {
 }
 
 /** A leaf node (hash computed). */
-export function smtLeaf(key: Uint8Array, value: Uint8Array): SmtLeaf {
-  return { kind: 'leaf', key, value, hash: smtLeafHash(key, value) };
+export function smtLeaf(key: Uint8Array, value: Uint8Array, aux = 0): SmtLeaf {
+  return { kind: 'leaf', key, value, aux, hash: smtLeafHash(key, value) };
 }
 
 // Nodes decoded from storage hash themselves on first use: a storage row holds several nodes
@@ -152,10 +157,12 @@ class DecodedLeaf implements SmtLeaf {
   readonly kind = 'leaf' as const;
   readonly key: Uint8Array;
   readonly value: Uint8Array;
+  readonly aux: number;
   #hash: Uint8Array | undefined;
-  constructor(key: Uint8Array, value: Uint8Array) {
+  constructor(key: Uint8Array, value: Uint8Array, aux: number) {
     this.key = key;
     this.value = value;
+    this.aux = aux;
   }
   get hash(): Uint8Array {
     this.#hash ??= smtLeafHash(this.key, this.value);
@@ -184,7 +191,7 @@ export function smtBranch(left: SmtRef | null, right: SmtRef | null): SmtBranch 
 }
 
 /**
- * Storage encoding of a node. Leaf: `0x02 || key || value` (65 bytes). Branch: `0x03 ||
+ * Storage encoding of a node. Leaf: `0x02 || key || value || u64be(aux)` (73 bytes). Branch: `0x03 ||
  * flags (bit 0: left present, bit 1: right present) || per present child u64be(version) ||
  * hash`. A node's own hash is not stored: a decoded node computes it from its content (on
  * first use), so a reader that compares it with the parent's reference detects any altered
@@ -197,7 +204,7 @@ export function encodeSmtNode(node: SmtNode): Uint8Array {
 }
 
 function encodedSize(node: SmtNode): number {
-  return node.kind === 'leaf' ? 65 : 2 + (node.left ? 40 : 0) + (node.right ? 40 : 0);
+  return node.kind === 'leaf' ? 73 : 2 + (node.left ? 40 : 0) + (node.right ? 40 : 0);
 }
 
 /** Writes a node's encoding at out[o]; returns the offset after it. */
@@ -209,7 +216,8 @@ function writeNode(out: Uint8Array, o: number, node: SmtNode): number {
       out[o + 1 + i] = key[i] as number;
       out[o + 33 + i] = value[i] as number;
     }
-    return o + 65;
+    writeU64(out, o + 65, node.aux);
+    return o + 73;
   }
   out[o] = 0x03;
   out[o + 1] = (node.left ? 1 : 0) | (node.right ? 2 : 0);
@@ -219,9 +227,9 @@ function writeNode(out: Uint8Array, o: number, node: SmtNode): number {
   return p;
 }
 
-function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
-  const hi = Math.floor(ref.version / 2 ** 32);
-  const lo = ref.version >>> 0;
+function writeU64(out: Uint8Array, o: number, v: number): void {
+  const hi = Math.floor(v / 2 ** 32);
+  const lo = v >>> 0;
   out[o] = hi >>> 24;
   out[o + 1] = (hi >>> 16) & 0xff;
   out[o + 2] = (hi >>> 8) & 0xff;
@@ -230,6 +238,18 @@ function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
   out[o + 5] = (lo >>> 16) & 0xff;
   out[o + 6] = (lo >>> 8) & 0xff;
   out[o + 7] = lo & 0xff;
+}
+
+function readU64(b: Uint8Array, o: number): number {
+  const hi = (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
+  const lo = (((b[o + 4] as number) << 24) | ((b[o + 5] as number) << 16) | ((b[o + 6] as number) << 8) | (b[o + 7] as number)) >>> 0;
+  const v = hi * 2 ** 32 + lo;
+  if (!Number.isSafeInteger(v)) fail('INVALID_ARGUMENT', 'smt: integer out of range');
+  return v;
+}
+
+function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
+  writeU64(out, o, ref.version);
   // a byte loop beats TypedArray#set for 32 bytes
   const h = ref.hash;
   for (let i = 0; i < 32; i++) out[o + 8 + i] = h[i] as number;
@@ -237,17 +257,13 @@ function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
 }
 
 function readRef(b: Uint8Array, o: number): SmtRef {
-  const hi = (((b[o] as number) << 24) | ((b[o + 1] as number) << 16) | ((b[o + 2] as number) << 8) | (b[o + 3] as number)) >>> 0;
-  const lo = (((b[o + 4] as number) << 24) | ((b[o + 5] as number) << 16) | ((b[o + 6] as number) << 8) | (b[o + 7] as number)) >>> 0;
-  const version = hi * 2 ** 32 + lo;
-  if (!Number.isSafeInteger(version)) fail('INVALID_ARGUMENT', 'smt: version out of range');
-  return { version, hash: b.slice(o + 8, o + 40) };
+  return { version: readU64(b, o), hash: b.slice(o + 8, o + 40) };
 }
 
 /** Length of the encoded node starting at b[o], or -1 when it is not a valid node start. */
 function encodedLength(b: Uint8Array, o: number): number {
   const t = b[o];
-  if (t === 0x02) return 65;
+  if (t === 0x02) return 73;
   if (t !== 0x03 || o + 1 >= b.length) return -1;
   const flags = b[o + 1] as number;
   // A branch always has two or more leaves below it, so at least one child.
@@ -261,7 +277,7 @@ export function decodeSmtNode(b: Uint8Array): SmtNode {
   const len = encodedLength(b, 0);
   if (len < 0) fail('INVALID_ARGUMENT', 'smt: unknown node type or bad branch flags');
   if (b.length !== len) fail('INVALID_ARGUMENT', 'smt: bad node length');
-  if (b[0] === 0x02) return new DecodedLeaf(b.slice(1, 33), b.slice(33, 65));
+  if (b[0] === 0x02) return new DecodedLeaf(b.slice(1, 33), b.slice(33, 65), readU64(b, 65));
   const flags = b[1] as number;
   let o = 2;
   let left: SmtRef | null = null;
@@ -441,11 +457,17 @@ export interface SmtBatch {
   version: number;
   root: SmtRef | null;
   nodes: SmtStoredNode[];
+  /** The leaves the batch overwrote (keys that had a value before), in key order. */
+  replaced: SmtLeaf[];
 }
+
+/** An update: key, value, and optionally the leaf's {@link SmtLeaf.aux}. */
+export type SmtEntry = readonly [key: Uint8Array, value: Uint8Array] | readonly [key: Uint8Array, value: Uint8Array, aux: number];
 
 interface Entry {
   key: Uint8Array;
   value: Uint8Array;
+  aux: number;
 }
 
 function checkKV(key: unknown, value: unknown): asserts key is Uint8Array {
@@ -505,11 +527,16 @@ export class SparseMerkleTree {
 
   /** The value stored under `key`, or undefined. */
   lookup(key: Uint8Array): Uint8Array | undefined {
+    return this.lookupLeaf(key)?.value;
+  }
+
+  /** The value and aux stored under `key` (copies), or undefined. */
+  lookupLeaf(key: Uint8Array): { value: Uint8Array; aux: number } | undefined {
     if (!(key instanceof Uint8Array) || key.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: key must be 32 bytes');
     let ref = this.#root;
     for (let depth = 0; ref !== null; depth++) {
       const node = this.#read(ref, key, depth);
-      if (node.kind === 'leaf') return equalBytes(node.key, key) ? node.value.slice() : undefined;
+      if (node.kind === 'leaf') return sameHash(node.key, key) ? { value: node.value.slice(), aux: node.aux } : undefined;
       ref = keyBit(key, depth) === 1 ? node.right : node.left;
     }
     return undefined;
@@ -548,17 +575,19 @@ export class SparseMerkleTree {
    * every new node at `version`, which must be greater than the root's. Touches nothing:
    * apply the batch with {@link apply}. Cost: one hash per new node, ~log2(n) per key.
    */
-  stage(entries: Iterable<readonly [Uint8Array, Uint8Array]>, version: number): SmtBatch {
+  stage(entries: Iterable<SmtEntry>, version: number): SmtBatch {
     if (!Number.isSafeInteger(version) || version < 0) fail('INVALID_ARGUMENT', 'smt: version must be a non-negative integer');
     if (this.#root !== null && version <= this.#root.version) fail('INVALID_ARGUMENT', `smt: version ${version} is not after ${this.#root.version}`);
     const byKey = new Map<string, Entry>();
-    for (const [key, value] of entries) {
+    for (const [key, value, aux = 0] of entries) {
       checkKV(key, value);
-      byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), { key: key.slice(), value: value.slice() });
+      if (!Number.isSafeInteger(aux) || aux < 0) fail('INVALID_ARGUMENT', 'smt: aux must be a non-negative integer');
+      byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), { key: key.slice(), value: value.slice(), aux });
     }
-    if (byKey.size === 0) return { version, root: this.#root, nodes: [] };
+    if (byKey.size === 0) return { version, root: this.#root, nodes: [], replaced: [] };
     const sorted = [...byKey.values()].sort((a, b) => compareKeys(a.key, b.key));
     const nodes: SmtStoredNode[] = [];
+    const replaced: SmtLeaf[] = [];
     const write = (path: SmtPath, node: SmtNode): SmtRef => {
       nodes.push({ version, path, node });
       return { version, hash: node.hash };
@@ -577,7 +606,7 @@ export class SparseMerkleTree {
     // A new subtree over list[lo, hi) (≥ 1 entry) rooted at `depth`.
     const fresh = (list: readonly Entry[], lo: number, hi: number, depth: number): SmtRef => {
       const first = list[lo] as Entry;
-      if (hi - lo === 1) return write(smtPath(first.key, depth), smtLeaf(first.key, first.value));
+      if (hi - lo === 1) return write(smtPath(first.key, depth), smtLeaf(first.key, first.value, first.aux));
       const mid = split(list, lo, hi, depth);
       const left = mid > lo ? fresh(list, lo, mid, depth + 1) : null;
       const right = mid < hi ? fresh(list, mid, hi, depth + 1) : null;
@@ -597,17 +626,23 @@ export class SparseMerkleTree {
         return write(path, smtBranch(left, right));
       }
       // A lone leaf: rebuild this subtree from the updates plus the old leaf (unless replaced).
-      if (hi - lo === 1 && sameHash(first.key, node.key)) return write(path, smtLeaf(first.key, first.value));
+      if (hi - lo === 1 && sameHash(first.key, node.key)) {
+        replaced.push(node);
+        return write(path, smtLeaf(first.key, first.value, first.aux));
+      }
       let at = lo;
       while (at < hi && compareKeys((sorted[at] as Entry).key, node.key) < 0) at++;
-      if (at < hi && sameHash((sorted[at] as Entry).key, node.key)) return fresh(sorted, lo, hi, depth);
+      if (at < hi && sameHash((sorted[at] as Entry).key, node.key)) {
+        replaced.push(node);
+        return fresh(sorted, lo, hi, depth);
+      }
       const merged = sorted.slice(lo, at);
-      merged.push({ key: node.key, value: node.value });
+      merged.push({ key: node.key, value: node.value, aux: node.aux });
       for (let i = at; i < hi; i++) merged.push(sorted[i] as Entry);
       return fresh(merged, 0, merged.length, depth);
     };
     const root = update(this.#root, 0, sorted.length, 0);
-    return { version, root, nodes };
+    return { version, root, nodes, replaced };
   }
 
   /** Stores a staged batch and moves the root to it. */
@@ -617,7 +652,7 @@ export class SparseMerkleTree {
   }
 
   /** {@link stage} then {@link apply}; returns the new root hash. */
-  update(entries: Iterable<readonly [Uint8Array, Uint8Array]>, version: number): Uint8Array {
+  update(entries: Iterable<SmtEntry>, version: number): Uint8Array {
     this.apply(this.stage(entries, version));
     return this.rootHash;
   }

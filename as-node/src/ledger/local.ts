@@ -6,8 +6,11 @@
  * What is stored (tables):
  * - `blocks(height, hash, header, smt_version)`: exact BlockHeader bytes; hash = SHA-256(header);
  *   `smt_version` points at the sparse Merkle tree root after the block;
- * - `txs(tx_id, block_height, leaf_hash, ue_key, tx)`: exact LedgerTx bytes and RFC 9162 leaf
- *   hash; `ue_key` names the UE whose latest version the tx became (indexed for history);
+ * - `txs(tx_id, block_height, leaf_hash, ue_key, prev_tx_id, tx)`: exact LedgerTx bytes and
+ *   RFC 9162 leaf hash; `ue_key` names the UE whose latest version the tx became and
+ *   `prev_tx_id` that UE's previous version, so history is a walk back from the latest (whose
+ *   tx ID the state tree's leaf keeps). No index keyed by UE: random-key index inserts were the
+ *   part of an append whose cost grew with the ledger; every write here is sequential;
  * - `tree_nodes(last_leaf, level, hash)`: every complete subtree of the RFC 9162 tree (level ≥ 1;
  *   level 0 is `txs.leaf_hash`), keyed by its last leaf so rows are written in order; any
  *   inclusion or consistency proof costs O(log n) lookups, nothing is rehashed;
@@ -76,8 +79,7 @@ const TABLES = ['meta', 'blocks', 'txs', 'tree_nodes', 'smt_nodes', 'checkpoints
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL, header BLOB NOT NULL, smt_version INTEGER);
-CREATE TABLE txs (tx_id INTEGER PRIMARY KEY, block_height INTEGER NOT NULL, leaf_hash BLOB NOT NULL, ue_key BLOB, tx BLOB NOT NULL);
-CREATE INDEX txs_by_ue ON txs (ue_key, tx_id) WHERE ue_key IS NOT NULL;
+CREATE TABLE txs (tx_id INTEGER PRIMARY KEY, block_height INTEGER NOT NULL, leaf_hash BLOB NOT NULL, ue_key BLOB, prev_tx_id INTEGER, tx BLOB NOT NULL);
 CREATE TABLE tree_nodes (last_leaf INTEGER NOT NULL, level INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (last_leaf, level)) WITHOUT ROWID;
 CREATE TABLE smt_nodes (version INTEGER NOT NULL, path BLOB NOT NULL, nodes BLOB NOT NULL, PRIMARY KEY (version, path)) WITHOUT ROWID;
 CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, note TEXT NOT NULL);
@@ -137,6 +139,7 @@ interface TxRow {
   block_height: number;
   leaf_hash: Uint8Array;
   ue_key: Uint8Array | null;
+  prev_tx_id: number | null;
   tx: Uint8Array;
 }
 
@@ -158,8 +161,6 @@ interface Statements {
   insertCheckpoint: Stmt;
   getTx: Stmt;
   txsFrom: Stmt;
-  txsOfUe: Stmt;
-  latestTxOfUe: Stmt;
   leafHashOf: Stmt;
   treeNode: Stmt;
   smtChunk: Stmt;
@@ -176,19 +177,17 @@ function prepareStatements(db: Db): Statements {
     begin: p('BEGIN IMMEDIATE'),
     commit: p('COMMIT'),
     rollback: p('ROLLBACK'),
-    insertTx: p('INSERT INTO txs (tx_id, block_height, leaf_hash, ue_key, tx) VALUES (?, ?, ?, ?, ?)'),
+    insertTx: p('INSERT INTO txs (tx_id, block_height, leaf_hash, ue_key, prev_tx_id, tx) VALUES (?, ?, ?, ?, ?, ?)'),
     insertTree: p('INSERT INTO tree_nodes (last_leaf, level, hash) VALUES (?, ?, ?)'),
     insertSmt: p('INSERT INTO smt_nodes (version, path, nodes) VALUES (?, ?, ?)'),
     insertBlock: p('INSERT INTO blocks (height, hash, header, smt_version) VALUES (?, ?, ?, ?)'),
     insertCheckpoint: p('INSERT INTO checkpoints (tree_size, note) VALUES (?, ?)'),
-    getTx: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE tx_id = ?'),
-    txsFrom: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE tx_id > ? ORDER BY tx_id LIMIT ?'),
-    txsOfUe: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE ue_key = ? AND tx_id < ? ORDER BY tx_id'),
-    latestTxOfUe: p('SELECT tx_id, block_height, leaf_hash, ue_key, tx FROM txs WHERE ue_key = ? AND tx_id < ? ORDER BY tx_id DESC LIMIT 1'),
+    getTx: p('SELECT tx_id, block_height, leaf_hash, ue_key, prev_tx_id, tx FROM txs WHERE tx_id = ?'),
+    txsFrom: p('SELECT tx_id, block_height, leaf_hash, ue_key, prev_tx_id, tx FROM txs WHERE tx_id > ? ORDER BY tx_id LIMIT ?'),
     leafHashOf: p('SELECT leaf_hash FROM txs WHERE tx_id = ?').pluck(),
     treeNode: p('SELECT hash FROM tree_nodes WHERE last_leaf = ? AND level = ?').pluck(),
     smtChunk: p('SELECT nodes FROM smt_nodes WHERE version = ? AND path = ?').pluck(),
-    smtChunksAt: p('SELECT path, nodes FROM smt_nodes WHERE version = ? ORDER BY path'),
+    smtChunksAt: p('SELECT path FROM smt_nodes WHERE version = ? ORDER BY path').pluck(),
     blocksFrom: p('SELECT height, hash, header, smt_version FROM blocks WHERE height > ? ORDER BY height LIMIT ?'),
     treeFrom: p('SELECT last_leaf, level, hash FROM tree_nodes WHERE (last_leaf, level) > (?, ?) ORDER BY last_leaf, level LIMIT ?'),
     checkpointsFrom: p('SELECT tree_size, note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT ?'),
@@ -429,6 +428,7 @@ export class LocalLedger implements Ledger {
     }
 
     const entries: LedgerEntry[] = [];
+    const prevOf: (number | null)[] = [];
     const subtrees: NewSubtree[] = [];
     const blocks: BlockRow[] = [];
     let height = st.height;
@@ -436,15 +436,21 @@ export class LocalLedger implements Ledger {
     let prev = st.lastBlockHash;
     for (const group of groups) {
       const first = size;
-      const updates: [Uint8Array, Uint8Array][] = [];
+      const updates: [Uint8Array, Uint8Array, number][] = [];
       for (const it of group) {
         const leaf = leafHash(it.tx);
         for (const n of frontier.push(leaf)) subtrees.push(n);
-        if (it.ueKey) updates.push([it.ueKey, leaf]);
+        if (it.ueKey) updates.push([it.ueKey, leaf, size]);
         entries.push({ txId: size, leafHash: leaf, tx: it.tx, blockHeight: height });
         size++;
       }
-      if (updates.length > 0) smt.apply(smt.stage(updates, height));
+      const previous = new Map<string, number>();
+      if (updates.length > 0) {
+        const batch = smt.stage(updates, height);
+        for (const old of batch.replaced) previous.set(hexKey(old.key), old.aux);
+        smt.apply(batch);
+      }
+      for (const it of group) prevOf.push(it.ueKey ? (previous.get(hexKey(it.ueKey)) ?? null) : null);
       const header = BlockHeader.encode({
         ledgerId: this.ledgerId,
         height,
@@ -480,7 +486,7 @@ export class LocalLedger implements Ledger {
       s.begin.run();
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i] as LedgerEntry;
-        s.insertTx.run(e.txId, e.blockHeight, e.leafHash, items[i]?.ueKey ?? null, e.tx);
+        s.insertTx.run(e.txId, e.blockHeight, e.leafHash, items[i]?.ueKey ?? null, prevOf[i] ?? null, e.tx);
       }
       for (const n of subtrees) s.insertTree.run(lastLeafOf(n.level, n.index), n.level, n.hash);
       this.#smtStore.put(smtNodes);
@@ -531,19 +537,37 @@ export class LocalLedger implements Ledger {
   history(ueKey: Uint8Array): LedgerEntry[] {
     this.#open();
     checkUeKey(ueKey);
-    return (this.#s.txsOfUe.all(ueKey, this.#state.size) as TxRow[]).map((r) => this.#entry(r));
+    const out: LedgerEntry[] = [];
+    const latest = this.#latestRow(ueKey);
+    // walk back through prev_tx_id; IDs strictly decrease, so the walk ends
+    for (let row = latest; row !== undefined; ) {
+      out.push(this.#entry(row));
+      const prev = row.prev_tx_id;
+      if (prev === null) break;
+      if (!Number.isSafeInteger(prev) || prev < 0 || prev >= row.tx_id) tampered(`tx ${row.tx_id}: bad previous-version pointer`);
+      const next = this.#s.getTx.get(prev) as TxRow | undefined;
+      if (next === undefined || !isBlob(next.ue_key, 32) || !equalBytes(next.ue_key, ueKey)) tampered(`tx ${row.tx_id}: previous version ${prev} is not of this UE`);
+      row = next;
+    }
+    return out.reverse();
   }
 
   latest(ueKey: Uint8Array): LedgerEntry | undefined {
     this.#open();
     checkUeKey(ueKey);
-    const value = this.#smt.lookup(ueKey);
-    if (value === undefined) return undefined;
-    const row = this.#s.latestTxOfUe.get(ueKey, this.#state.size) as TxRow | undefined;
-    if (row === undefined) tampered('a UE key in the state tree has no tx');
-    const e = this.#entry(row);
-    if (!equalBytes(e.leafHash, value)) tampered(`tx ${e.txId} is not the latest version the state tree records`);
-    return e;
+    const row = this.#latestRow(ueKey);
+    return row === undefined ? undefined : this.#entry(row);
+  }
+
+  /** The row of the UE key's latest version: the state tree says which, and the row must agree. */
+  #latestRow(ueKey: Uint8Array): TxRow | undefined {
+    const leaf = this.#smt.lookupLeaf(ueKey);
+    if (leaf === undefined) return undefined;
+    const row = leaf.aux < this.#state.size ? (this.#s.getTx.get(leaf.aux) as TxRow | undefined) : undefined;
+    if (row === undefined || !isBlob(row.leaf_hash, 32) || !equalBytes(row.leaf_hash, leaf.value) || !isBlob(row.ue_key, 32) || !equalBytes(row.ue_key, ueKey)) {
+      tampered('the state tree points at a tx that is not the latest version of this UE');
+    }
+    return row;
   }
 
   checkpoint(): SignedCheckpoint {
@@ -713,7 +737,8 @@ function verifyAll(s: Statements, ledgerId: string): State {
     if (hd.txCount < 1) tampered(`block ${h}: no txs`);
     if (hd.timestampMs < lastTimestamp) tampered(`block ${h}: timestamp goes backwards`);
 
-    const updates: [Uint8Array, Uint8Array][] = [];
+    const updates: [Uint8Array, Uint8Array, number][] = [];
+    const prevs: { txId: number; key: string; prev: unknown }[] = [];
     const ues = new Set<string>();
     for (let j = 0; j < hd.txCount; j++) {
       const next = txs.next();
@@ -729,8 +754,9 @@ function verifyAll(s: Statements, ledgerId: string): State {
         const k = hexKey(t.ue_key);
         if (ues.has(k)) tampered(`block ${h}: two versions of one UE key`);
         ues.add(k);
-        updates.push([t.ue_key, leaf]);
-      }
+        updates.push([t.ue_key, leaf, size]);
+        prevs.push({ txId: size, key: k, prev: t.prev_tx_id });
+      } else if (t.prev_tx_id !== null) tampered(`tx ${size}: previous-version pointer without a UE key`);
       for (const n of frontier.push(leaf)) {
         const r = tree.next();
         treeRows++;
@@ -741,18 +767,23 @@ function verifyAll(s: Statements, ledgerId: string): State {
     }
     if (!equalBytes(frontier.root(), hd.txRoot)) tampered(`block ${h}: tx_root does not match its txs`);
 
-    const stored = s.smtChunksAt.all(h) as { path: unknown; nodes: unknown }[];
+    const stored = s.smtChunksAt.all(h) as unknown[];
     smtRows += stored.length;
     if (updates.length > 0) {
       const batch = smt.stage(updates, h);
-      // the rows this block must have written, byte for byte (chunks are deterministic)
-      const mine = encodeSmtChunks(batch.nodes);
+      // The rows this block wrote must be exactly the chunks of its new nodes. Their contents
+      // are not re-encoded here (that would double the cost of opening): every node read from
+      // them is checked against its parent's hash, down from the state root verified above, so
+      // an altered row can never yield a wrong answer, only LEDGER_TAMPERED when read.
+      const mine = [...new Set(batch.nodes.map((n) => smtChunkPath(n.path)))].sort();
       if (stored.length !== mine.length) tampered(`block ${h}: ${stored.length} state-tree chunks stored, ${mine.length} expected`);
       for (let i = 0; i < mine.length; i++) {
-        const a = stored[i] as { path: unknown; nodes: unknown };
-        const m = mine[i] as { path: SmtPath; bytes: Uint8Array };
-        if (!isBlob(a.path) || !isBlob(a.nodes) || smtPathFromBytes(a.path) !== m.path || !equalBytes(a.nodes, m.bytes)) tampered(`block ${h}: a state-tree node was altered`);
+        const a = stored[i];
+        if (!isBlob(a) || smtPathFromBytes(a) !== mine[i]) tampered(`block ${h}: the state-tree chunks were altered`);
       }
+      // each UE tx must point at the version it replaced (the history walk depends on it)
+      const replaced = new Map(batch.replaced.map((l) => [hexKey(l.key), l.aux]));
+      for (const p of prevs) if (p.prev !== (replaced.get(p.key) ?? null)) tampered(`tx ${p.txId}: previous-version pointer was altered`);
       smt.apply(batch);
     } else if (stored.length > 0) tampered(`block ${h}: unexpected state-tree nodes`);
     if (!equalBytes(smt.rootHash, hd.stateRoot)) tampered(`block ${h}: state_root does not match the UE keys of the txs`);

@@ -156,6 +156,8 @@ export class ChainTracker {
   #advance(seq: number, hash: Uint8Array, hashOff: number): void {
     this.#started = true;
     this.#lastSeq = seq;
-    this.#lastHash.set(hash.subarray(hashOff, hashOff + 32));
+    // a byte loop: no subarray allocation per record on the hot path
+    const h = this.#lastHash;
+    for (let i = 0; i < 32; i++) h[i] = hash[hashOff + i] as number;
   }
 }

@@ -28,8 +28,8 @@ import { Domain, concat, pae, u64be, utf8 } from '../../../protocol/src/bytes.ts
 import { importPublicKey, nodeVerify, type Suite } from '../../../protocol/src/suites.ts';
 import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
 import { Sha256Many } from './sha256x4.ts';
-import { Flag, S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
-import { RecordFields, sameBytes, scanBody, scanSignedRecord } from './wire.ts';
+import { S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
+import { RecordFields, sameBytes, sameWords, scanBody, scanPath, scanSignedRecord } from './wire.ts';
 
 const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
 const S_MISSING = statusOf('MISSING_FIELD');
@@ -55,20 +55,8 @@ interface LiveWindow {
   key: KeyObject | null;
   suite: Suite;
   ledger: Uint8Array;
-}
-
-/** Growable list of path-hash offsets. */
-class IntList {
-  a = new Int32Array(1024);
-  n = 0;
-  push(v: number): void {
-    if (this.n === this.a.length) {
-      const b = new Int32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = v;
-  }
+  txHash: DataView;
+  identity: DataView | null;
 }
 
 /**
@@ -105,13 +93,14 @@ export class VerifierCore {
     let status = w.error === null ? S_VALID : statusOf(w.error);
     const key = status === S_VALID ? this.#key(w) : null;
     if (status === S_VALID && key === null) status = S_BAD_ENDORSEMENT;
-    return { spec: w, status, key, suite: w.suite as Suite, ledger: utf8(w.ledgerId) };
+    const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+    return { spec: w, status, key, suite: w.suite as Suite, ledger: utf8(w.ledgerId), txHash: dv(w.txHash), identity: w.identity ? dv(w.identity) : null };
   }
 
   /** Judges every record of a task. Never throws for bad records: they get a status. */
   run(task: VerifyTask): TaskResult {
     const t0 = performance.now();
-    const { data, offsets, flags, segments } = task;
+    const { data, offsets, segments } = task;
     const n = offsets.length - 1;
     const f = this.#f;
     const h = this.hasher;
@@ -142,13 +131,14 @@ export class VerifierCore {
     const bIndex = new Float64Array(n);
     const bSize = new Float64Array(n);
     const rootOff = new Int32Array(n);
-    const pathStart = new Int32Array(n);
+    const batchOff = new Int32Array(n);
+    const batchLen = new Int32Array(n);
     const pathCount = new Uint8Array(n);
-    const paths = new IntList();
     const win: (LiveWindow | null)[] = new Array(n).fill(null);
 
     // arena: the packed bytes, then one 32-byte slot per record for its hash and its leaf hash
     const base = h.write(data);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const hashesAt = h.alloc(32 * n);
     const leavesAt = h.alloc(32 * n);
     let digests = 0;
@@ -201,7 +191,7 @@ export class VerifierCore {
         status[i] = w.status;
         continue;
       }
-      if (f.txHashLen > 0 && (f.txHashLen !== 32 || !sameBytes(data, f.txHashOff, w.spec.txHash, 0, 32))) {
+      if (f.txHashLen > 0 && (f.txHashLen !== 32 || !sameWords(dv, f.txHashOff, w.txHash, 0, 32))) {
         status[i] = S_BAD_ENDORSEMENT;
         continue;
       }
@@ -211,9 +201,7 @@ export class VerifierCore {
       }
       if (f.batch) {
         // a proof that cannot be one (sizes, index, hash lengths) never verifies
-        let sound = !f.pathOverflow && f.batchSize >= 1 && f.batchSize <= MAX_BATCH && f.batchIndex < f.batchSize && f.rootLen === 32 && f.pathCount <= 32;
-        for (let k = 0; sound && k < f.pathCount; k++) if (f.pathLen[k] !== 32) sound = false;
-        if (!sound) {
+        if (!f.pathHashes || f.pathCount > 32 || f.batchSize < 1 || f.batchSize > MAX_BATCH || f.batchIndex >= f.batchSize || f.rootLen !== 32) {
           status[i] = S_BAD_SIGNATURE;
           continue;
         }
@@ -221,9 +209,9 @@ export class VerifierCore {
         bIndex[i] = f.batchIndex;
         bSize[i] = f.batchSize;
         rootOff[i] = f.rootOff;
-        pathStart[i] = paths.n;
+        batchOff[i] = f.batchOff;
+        batchLen[i] = f.batchLen;
         pathCount[i] = f.pathCount;
-        for (let k = 0; k < f.pathCount; k++) paths.push(f.pathOff[k] as number);
         h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
         digests++;
       }
@@ -249,8 +237,8 @@ export class VerifierCore {
         win[j] === win[i] &&
         bSize[j] === bSize[i] &&
         sigLen[j] === sigLen[i] &&
-        sameBytes(data, rootOff[j] as number, data, rootOff[i] as number, 32) &&
-        sameBytes(data, sigOff[j] as number, data, sigOff[i] as number, sigLen[i] as number)
+        sameWords(dv, rootOff[j] as number, dv, rootOff[i] as number, 32) &&
+        sameWords(dv, sigOff[j] as number, dv, sigOff[i] as number, sigLen[i] as number)
       ) {
         j++;
       }
@@ -315,11 +303,14 @@ export class VerifierCore {
       const fn = new Float64Array(m);
       const sn = new Float64Array(m);
       const active = new Uint8Array(m).fill(1);
+      // path hash offsets, 32 slots per record
+      const pathAt = new Int32Array(32 * m);
       for (let r = 0; r < m; r++) {
         const i = pathRecords[r] as number;
         cur[r] = leavesAt + 32 * i;
         fn[r] = bIndex[i] as number;
         sn[r] = (bSize[i] as number) - 1;
+        scanPath(data, batchOff[i] as number, batchLen[i] as number, pathAt, 32 * r, pathCount[i] as number);
       }
       for (let step = 0; ; step++) {
         let queued = 0;
@@ -337,7 +328,7 @@ export class VerifierCore {
             status[i] = S_BAD_SIGNATURE;
             continue;
           }
-          const p = base + (paths.a[(pathStart[i] as number) + step] as number);
+          const p = base + (pathAt[32 * r + step] as number);
           let a = fn[r] as number;
           let b = sn[r] as number;
           if (a % 2 === 1 || a === b) {
@@ -377,7 +368,7 @@ export class VerifierCore {
       if (status[i] !== S_VALID) continue;
       authentic[i] = 1;
       const w = (win[i] as LiveWindow).spec;
-      if (!sameIdentity(w, data, identOff[i] as number, identLen[i] as number)) {
+      if (!sameIdentity(win[i] as LiveWindow, data, dv, identOff[i] as number, identLen[i] as number)) {
         status[i] = S_IDENTITY;
         continue;
       }
@@ -397,7 +388,8 @@ export class VerifierCore {
       const to = s + 1 < segCount ? (segments[s + 1] as number) : n;
       const tracker = new ChainTracker({ assumeUnique: true, startsMidChain: true });
       for (let i = from; i < to; i++) {
-        if (authentic[i] !== 1 || ((flags[i] as number) & Flag.CONTEXT) !== 0) continue;
+        // context records (outside the dataset) are links of the same chain: tracked, not counted
+        if (authentic[i] !== 1) continue;
         const fi = tracker.observe(sequence[i] as number, mem, base + (prevOff[i] as number), mem, hashesAt + 32 * i);
         finding[i] = fi;
         if (fi === Finding.PENDING) {
@@ -436,9 +428,10 @@ function sameLedger(w: LiveWindow, data: Uint8Array, f: RecordFields): boolean {
 }
 
 /** Whether the body's identity is the one bound in the endorsement: exact bytes, else by fields. */
-function sameIdentity(w: WindowSpec, data: Uint8Array, off: number, len: number): boolean {
-  if (w.identity === null || w.identityFields === null || off < 0) return false;
-  if (len === w.identity.length && sameBytes(data, off, w.identity, 0, len)) return true;
+function sameIdentity(lw: LiveWindow, data: Uint8Array, dv: DataView, off: number, len: number): boolean {
+  const w = lw.spec;
+  if (w.identity === null || w.identityFields === null || lw.identity === null || off < 0) return false;
+  if (len === w.identity.length && sameWords(dv, off, lw.identity, 0, len)) return true;
   try {
     // another (valid) encoding of the same fields: compare decoded values
     const id = UeIdentity.decode(data.subarray(off, off + len));
@@ -448,4 +441,3 @@ function sameIdentity(w: WindowSpec, data: Uint8Array, off: number, len: number)
     return false;
   }
 }
-

@@ -65,7 +65,10 @@ export interface WindowSpec {
 export const Flag = {
   /** Arrived after a record of the same UE with a higher sequence number. */
   LATE: 1,
-  /** Not judged or counted: only hashed, to complete a batch tree cut by a task boundary. */
+  /**
+   * Outside the selection being verified (e.g. another channel of the same UE): judged and part
+   * of the UE's chain, but not counted in the report or the commitment.
+   */
   CONTEXT: 2,
 } as const;
 

@@ -27,12 +27,12 @@ export class RecordFields {
   batchSize = 0;
   rootOff = -1;
   rootLen = 0;
-  /** Offsets and lengths of the inclusion path hashes, in order (pathCount of them). */
-  pathOff = new Int32Array(64);
-  pathLen = new Int32Array(64);
+  /** Number of inclusion path hashes, and whether every one is 32 bytes long. */
   pathCount = 0;
-  /** More path entries than pathOff holds (a malformed proof). */
-  pathOverflow = false;
+  pathHashes = true;
+  /** The BatchProof bytes, to read the path with {@link scanPath} when it is needed. */
+  batchOff = -1;
+  batchLen = 0;
   // RecordBody
   identityOff = -1;
   identityLen = 0;
@@ -66,7 +66,9 @@ export class RecordFields {
     this.rootOff = -1;
     this.rootLen = 0;
     this.pathCount = 0;
-    this.pathOverflow = false;
+    this.pathHashes = true;
+    this.batchOff = -1;
+    this.batchLen = 0;
   }
 
   resetBody(): void {
@@ -202,7 +204,7 @@ function skip(wt: number, end: number): boolean {
   }
 }
 
-/** Reads BatchProof [start, end). */
+/** Reads BatchProof [pos, end); path hashes are counted here and read by {@link scanPath}. */
 function scanBatch(f: RecordFields, end: number): boolean {
   // a repeated BatchProof field replaces the earlier one, as the generated decoder does
   f.batchIndex = 0;
@@ -210,7 +212,9 @@ function scanBatch(f: RecordFields, end: number): boolean {
   f.rootOff = -1;
   f.rootLen = 0;
   f.pathCount = 0;
-  f.pathOverflow = false;
+  f.pathHashes = true;
+  f.batchOff = pos;
+  f.batchLen = end - pos;
   while (pos < end) {
     const tag = readTag(end);
     if (Number.isNaN(tag)) return false;
@@ -231,11 +235,8 @@ function scanBatch(f: RecordFields, end: number): boolean {
       case 26: {
         const n = readLen(end);
         if (n < 0) return false;
-        if (f.pathCount < f.pathOff.length) {
-          f.pathOff[f.pathCount] = pos;
-          f.pathLen[f.pathCount] = n;
-          f.pathCount++;
-        } else f.pathOverflow = true;
+        if (n !== 32) f.pathHashes = false;
+        f.pathCount++;
         pos += n;
         continue;
       }
@@ -251,6 +252,31 @@ function scanBatch(f: RecordFields, end: number): boolean {
     if (!skip(tag & 7, end)) return false;
   }
   return true;
+}
+
+/**
+ * Writes the offsets of the inclusion path hashes of a BatchProof (as located by
+ * {@link scanSignedRecord}: `f.batchOff`, `f.batchLen`) into `out`, in order; returns how many
+ * (at most out.length). The proof already scanned well-formed.
+ */
+export function scanPath(data: Uint8Array, batchOff: number, batchLen: number, out: Int32Array, outAt: number, max: number): number {
+  buf = data;
+  pos = batchOff;
+  const end = batchOff + batchLen;
+  let count = 0;
+  while (pos < end && count < max) {
+    const tag = readTag(end);
+    if (Number.isNaN(tag) || tag === 0) return count;
+    if (tag === 26) {
+      const n = readLen(end);
+      if (n < 0) return count;
+      out[outAt + count++] = pos;
+      pos += n;
+      continue;
+    }
+    if (!skip(tag & 7, end)) return count;
+  }
+  return count;
 }
 
 /**
@@ -450,6 +476,17 @@ export function scanBody(data: Uint8Array, off: number, len: number, f: RecordFi
 /** Byte equality of `a[aOff, aOff+len)` and `b[bOff, bOff+len)` (not constant-time: public data). */
 export function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number, len: number): boolean {
   for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
+  return true;
+}
+
+/**
+ * Like {@link sameBytes} over DataViews of the same bytes, four bytes per step (hashes,
+ * signatures and identities are compared per record on the hot path).
+ */
+export function sameWords(a: DataView, aOff: number, b: DataView, bOff: number, len: number): boolean {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) if (a.getInt32(aOff + i) !== b.getInt32(bOff + i)) return false;
+  for (; i < len; i++) if (a.getUint8(aOff + i) !== b.getUint8(bOff + i)) return false;
   return true;
 }
 
