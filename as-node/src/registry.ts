@@ -57,7 +57,7 @@ const toRow = (r: Raw): UeRow => ({
 export class Registry {
   readonly #db: Database.Database;
   readonly #byKey: Database.Statement<[Buffer], Raw>;
-  readonly #byIdentity: Database.Statement<[{ imei: string; iccid: string; eid: string; msisdn: string }], Raw>;
+  readonly #byField: Record<'imei' | 'iccid' | 'eid' | 'msisdn', Database.Statement<[string], Raw>>;
   readonly #upsert: Database.Statement;
   readonly #setMeta: Database.Statement<[string, number]>;
   readonly #getMeta: Database.Statement<[string], { value: number }>;
@@ -74,16 +74,19 @@ export class Registry {
         contract_state INTEGER NOT NULL
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS ues_imei ON ues(imei);
-      CREATE INDEX IF NOT EXISTS ues_iccid ON ues(iccid) WHERE iccid <> '';
-      CREATE INDEX IF NOT EXISTS ues_eid ON ues(eid) WHERE eid <> '';
+      CREATE INDEX IF NOT EXISTS ues_iccid ON ues(iccid);
+      CREATE INDEX IF NOT EXISTS ues_eid ON ues(eid);
       CREATE INDEX IF NOT EXISTS ues_msisdn ON ues(msisdn);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `);
     this.#byKey = this.#db.prepare('SELECT * FROM ues WHERE ue_key = ?');
-    this.#byIdentity = this.#db.prepare(
-      `SELECT * FROM ues WHERE imei = @imei UNION SELECT * FROM ues WHERE iccid = @iccid AND @iccid <> ''
-       UNION SELECT * FROM ues WHERE eid = @eid AND @eid <> '' UNION SELECT * FROM ues WHERE msisdn = @msisdn`,
-    );
+    // one indexed lookup per given field (an OR/UNION over parameters defeats the indexes)
+    this.#byField = {
+      imei: this.#db.prepare('SELECT * FROM ues WHERE imei = ?'),
+      iccid: this.#db.prepare('SELECT * FROM ues WHERE iccid = ?'),
+      eid: this.#db.prepare('SELECT * FROM ues WHERE eid = ?'),
+      msisdn: this.#db.prepare('SELECT * FROM ues WHERE msisdn = ?'),
+    };
     this.#upsert = this.#db.prepare(
       `INSERT INTO ues VALUES (@ue_key, @imei, @iccid, @eid, @msisdn, @suite, @public_key, @latest_tx_id, @version, @status_revision, @contract_state)
        ON CONFLICT(ue_key) DO UPDATE SET imei=excluded.imei, iccid=excluded.iccid, eid=excluded.eid, msisdn=excluded.msisdn,
@@ -102,8 +105,14 @@ export class Registry {
 
   /** UEs whose current binding shares any given field with `id` (lookup by MSISDN, ICCID, EID or IMEI) [UPD-2]. */
   byIdentity(id: UeIdentity): UeRow[] {
-    // an empty field must match nothing (never the empty value of another row)
-    return this.#byIdentity.all({ imei: id.imei || '\u0000', iccid: id.iccid, eid: id.eid, msisdn: id.msisdn || '\u0000' }).map(toRow);
+    const out = new Map<string, UeRow>();
+    for (const f of ['imei', 'iccid', 'eid', 'msisdn'] as const) {
+      const v = id[f];
+      // an empty field matches nothing (never the empty value of another row)
+      if (!v) continue;
+      for (const r of this.#byField[f].all(v)) out.set(r.ue_key.toString('hex'), toRow(r));
+    }
+    return [...out.values()];
   }
 
   /** Records that CEF events up to `sequence` were handled (applied or not ours). */

@@ -34,6 +34,8 @@ export function ueKeyOf(id: UeIdentity): string {
 
 /** One parsed, validated record ready to store. */
 export interface StoreItem {
+  /** Ingest channel it arrived on. */
+  channel: string;
   ueKey: string;
   identity: UeIdentity;
   sequence: number;
@@ -120,7 +122,7 @@ export class RecordStore {
   readonly #ref: Database.Statement;
   readonly #ueNew: Database.Statement;
   readonly #ueUpdate: Database.Statement;
-  readonly #append: (channel: number, items: readonly StoreItem[], receivedMs: number) => AppendOutcome[];
+  readonly #append: (items: readonly StoreItem[], receivedMs: number) => AppendOutcome[];
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -145,7 +147,7 @@ export class RecordStore {
       this.#ues.set(r.key, { id: r.id, minSeq: r.min_seq, maxSeq: r.max_seq, count: r.count, dirty: false });
     }
     for (const r of db.prepare('SELECT id, name FROM channels').all() as { id: number; name: string }[]) this.#channels.set(r.name, r.id);
-    this.#append = db.transaction((channel: number, items: readonly StoreItem[], receivedMs: number) => this.#appendTx(channel, items, receivedMs));
+    this.#append = db.transaction((items: readonly StoreItem[], receivedMs: number) => this.#appendTx(items, receivedMs));
   }
 
   /** Opens (creating when new) the store file. STORAGE_FAILED when it cannot. */
@@ -218,10 +220,10 @@ export class RecordStore {
   }
 
   /**
-   * Stores records received on `channel`, all in one transaction, and returns one outcome per
+   * Stores records (each with its channel), all in one transaction, and returns one outcome per
    * item (in order) after the commit. A failure stores none of them (STORAGE_FAILED).
    */
-  append(channel: string, items: readonly StoreItem[], receivedMs = Date.now()): AppendOutcome[] {
+  append(items: readonly StoreItem[], receivedMs = Date.now()): AppendOutcome[] {
     if (items.length === 0) return [];
     const snapshot = new Map<UeState, { minSeq: number; maxSeq: number; count: number; dirty: boolean }>();
     for (const it of items) {
@@ -232,10 +234,10 @@ export class RecordStore {
     const refsBefore = new Set(this.#refs);
     const uesBefore = new Set(this.#ues.keys());
     try {
-      return this.#append(this.#channelId(channel), items, receivedMs);
+      return this.#append(items, receivedMs);
     } catch (e) {
       // the transaction rolled back: so must the in-memory mirrors
-      for (const [u, s] of snapshot) Object.assign(u, s);
+      for (const [u, st] of snapshot) Object.assign(u, st);
       for (const k of [...this.#ues.keys()]) if (!uesBefore.has(k)) this.#ues.delete(k);
       this.#channels.clear();
       for (const [k, v] of channelsBefore) this.#channels.set(k, v);
@@ -245,12 +247,18 @@ export class RecordStore {
     }
   }
 
-  #appendTx(channel: number, items: readonly StoreItem[], receivedMs: number): AppendOutcome[] {
+  #appendTx(items: readonly StoreItem[], receivedMs: number): AppendOutcome[] {
     const out: AppendOutcome[] = [];
     const created: UeState[] = [];
-    // stats aggregated per (content type, ue, ledger, tx) within this group
-    const agg = new Map<string, { ct: string; ue: number; ledger: string; tx: number; count: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }>();
+    // stats aggregated per (channel, content type, ue, ledger, tx) within this group
+    const agg = new Map<string, { ch: number; ct: string; ue: number; ledger: string; tx: number; count: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }>();
+    let lastName = '';
+    let channel = -1;
     for (const it of items) {
+      if (channel < 0 || it.channel !== lastName) {
+        channel = this.#channelId(it.channel);
+        lastName = it.channel;
+      }
       const u = this.#ue(it, created);
       const late = u.count > 0 && it.sequence < u.maxSeq ? 1 : 0;
       const info = this.#insert.run(u.id, it.sequence, channel, it.contentType, it.timestampMs, it.ledgerId, it.txId, late, it.hash, receivedMs, it.record);
@@ -274,10 +282,10 @@ export class RecordStore {
         this.#ref.run(it.ledgerId, it.txId, JSON.stringify(it.asUrls));
         this.#refs.add(refKey);
       }
-      const k = `${it.contentType}\n${u.id}\n${refKey}`;
+      const k = `${channel}\n${it.contentType}\n${u.id}\n${refKey}`;
       const a = agg.get(k);
       if (a === undefined) {
-        agg.set(k, { ct: it.contentType, ue: u.id, ledger: it.ledgerId, tx: it.txId, count: 1, minTs: it.timestampMs, maxTs: it.timestampMs, minSeq: it.sequence, maxSeq: it.sequence });
+        agg.set(k, { ch: channel, ct: it.contentType, ue: u.id, ledger: it.ledgerId, tx: it.txId, count: 1, minTs: it.timestampMs, maxTs: it.timestampMs, minSeq: it.sequence, maxSeq: it.sequence });
       } else {
         a.count++;
         if (it.timestampMs < a.minTs) a.minTs = it.timestampMs;
@@ -286,7 +294,7 @@ export class RecordStore {
         if (it.sequence > a.maxSeq) a.maxSeq = it.sequence;
       }
     }
-    for (const a of agg.values()) this.#stat.run(channel, a.ct, a.ue, a.ledger, a.tx, a.count, a.minTs, a.maxTs, a.minSeq, a.maxSeq);
+    for (const a of agg.values()) this.#stat.run(a.ch, a.ct, a.ue, a.ledger, a.tx, a.count, a.minTs, a.maxTs, a.minSeq, a.maxSeq);
     for (const it of items) {
       const u = this.#ues.get(it.ueKey) as UeState;
       if (u.dirty) {

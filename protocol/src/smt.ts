@@ -88,6 +88,8 @@ export function keyBit(key: Uint8Array, i: number): number {
 export interface SmtRef {
   version: number;
   hash: Uint8Array;
+  /** The node itself, when the tree keeps nodes linked in memory (see `link`). */
+  node?: SmtNode;
 }
 
 export interface SmtLeaf {
@@ -423,6 +425,12 @@ export class MemorySmtStore implements SmtNodeStore {
   }
 }
 
+/** A store that keeps nothing: for a linked tree (`link: true`) that lives only in memory. */
+export const NO_SMT_STORE: SmtNodeStore = {
+  get: () => undefined,
+  put: () => undefined,
+};
+
 /**
  * Nodes staged on top of a base store, not yet written to it: lets a writer stage several
  * versions (e.g. several blocks in one database transaction) and then persist them together,
@@ -493,10 +501,20 @@ function compareKeys(a: Uint8Array, b: Uint8Array): number {
 export class SparseMerkleTree {
   readonly store: SmtNodeStore;
   #root: SmtRef | null;
+  readonly #linkDepth: number;
 
-  constructor(store: SmtNodeStore, root: SmtRef | null = null) {
+  /**
+   * `link`: new nodes shallower than this depth (true: all) are reachable from their parents'
+   * references, so reads of that part of the current tree never go to the store; replaced
+   * versions become garbage. A tree that lives in memory anyway (a replay) links everything; a
+   * tree over a database links its hot top (bounded: 2^depth positions) and reads the rest
+   * through the store's bounded cache.
+   */
+  constructor(store: SmtNodeStore, root: SmtRef | null = null, opts: { link?: boolean | number } = {}) {
     this.store = store;
     this.#root = root;
+    const l = opts.link ?? false;
+    this.#linkDepth = l === true ? SMT_DEPTH + 1 : l === false ? 0 : l;
   }
 
   /** Reference to the root node; null for the empty tree. */
@@ -519,6 +537,7 @@ export class SparseMerkleTree {
   }
 
   #readAt(ref: SmtRef, path: SmtPath, depth: number): SmtNode {
+    if (ref.node !== undefined) return ref.node;
     const node = this.store.get(ref.version, path);
     if (node === undefined) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} is missing`);
     if (!sameHash(node.hash, ref.hash)) fail('LEDGER_TAMPERED', `smt: node at depth ${depth}, version ${ref.version} does not match its parent`);
@@ -588,9 +607,10 @@ export class SparseMerkleTree {
     const sorted = [...byKey.values()].sort((a, b) => compareKeys(a.key, b.key));
     const nodes: SmtStoredNode[] = [];
     const replaced: SmtLeaf[] = [];
-    const write = (path: SmtPath, node: SmtNode): SmtRef => {
+    const linkDepth = this.#linkDepth;
+    const write = (path: SmtPath, depth: number, node: SmtNode): SmtRef => {
       nodes.push({ version, path, node });
-      return { version, hash: node.hash };
+      return depth < linkDepth ? { version, hash: node.hash, node } : { version, hash: node.hash };
     };
     // First index in [lo, hi) whose bit `depth` is 1 (entries are sorted and share the prefix).
     const split = (list: readonly Entry[], lo: number, hi: number, depth: number): number => {
@@ -606,11 +626,11 @@ export class SparseMerkleTree {
     // A new subtree over list[lo, hi) (≥ 1 entry) rooted at `depth`.
     const fresh = (list: readonly Entry[], lo: number, hi: number, depth: number): SmtRef => {
       const first = list[lo] as Entry;
-      if (hi - lo === 1) return write(smtPath(first.key, depth), smtLeaf(first.key, first.value, first.aux));
+      if (hi - lo === 1) return write(smtPath(first.key, depth), depth, smtLeaf(first.key, first.value, first.aux));
       const mid = split(list, lo, hi, depth);
       const left = mid > lo ? fresh(list, lo, mid, depth + 1) : null;
       const right = mid < hi ? fresh(list, mid, hi, depth + 1) : null;
-      return write(smtPath(first.key, depth), smtBranch(left, right));
+      return write(smtPath(first.key, depth), depth, smtBranch(left, right));
     };
     // Applies list[lo, hi) to the existing subtree `ref` at `depth`.
     const update = (ref: SmtRef | null, lo: number, hi: number, depth: number): SmtRef | null => {
@@ -623,12 +643,12 @@ export class SparseMerkleTree {
         const mid = split(sorted, lo, hi, depth);
         const left = update(node.left, lo, mid, depth + 1);
         const right = update(node.right, mid, hi, depth + 1);
-        return write(path, smtBranch(left, right));
+        return write(path, depth, smtBranch(left, right));
       }
       // A lone leaf: rebuild this subtree from the updates plus the old leaf (unless replaced).
       if (hi - lo === 1 && sameHash(first.key, node.key)) {
         replaced.push(node);
-        return write(path, smtLeaf(first.key, first.value, first.aux));
+        return write(path, depth, smtLeaf(first.key, first.value, first.aux));
       }
       let at = lo;
       while (at < hi && compareKeys((sorted[at] as Entry).key, node.key) < 0) at++;

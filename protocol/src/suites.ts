@@ -140,7 +140,9 @@ export function importPublicKey(suite: Suite, publicKey: Uint8Array): KeyObject 
       if (publicKey.length !== 32) throw new Error('Ed25519 public key must be 32 bytes');
       // noble rejects non-canonical encodings that OpenSSL might import
       ed25519.Point.fromBytes(publicKey, false);
-      return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(publicKey) }, format: 'jwk' });
+      const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64u(publicKey) }, format: 'jwk' });
+      keySuites.set(key, suite);
+      return key;
     }
     // SEC1 point -> SPKI DER, parsed by OpenSSL, which checks that the point is on the curve
     // (~20x faster than decompressing with noble's BigInt arithmetic; this is the gateway's and
@@ -152,7 +154,10 @@ export function importPublicKey(suite: Suite, publicKey: Uint8Array): KeyObject 
     const der = new Uint8Array(prefix.length + n);
     der.set(prefix);
     der.set(publicKey, prefix.length);
-    return createPublicKey({ key: Buffer.from(der.buffer), format: 'der', type: 'spki' });
+    const key = createPublicKey({ key: Buffer.from(der.buffer), format: 'der', type: 'spki' });
+    // we know its suite: spare nodeVerify the costly asymmetricKeyDetails lookup
+    keySuites.set(key, suite);
+    return key;
   } catch (e) {
     if (e instanceof DivsError) throw e;
     fail('INVALID_PUBLIC_KEY', `invalid ${suiteName(suite)} public key`, e);

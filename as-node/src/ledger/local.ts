@@ -24,12 +24,16 @@
  *
  * On open, the whole ledger is re-verified before anything is served [GEN-5]: block hash links,
  * header encodings, tx leaf hashes, tx_root after every block (recomputed incrementally, and
- * every stored tree node compared), the state root after every block (the SMT is replayed and
- * every stored SMT node compared), each checkpoint body against the state at its size, and the
- * signature of the latest checkpoint. Any difference is LEDGER_TAMPERED naming the block, tx or
- * node. A consistent rewrite of the whole file would need the AS key to re-sign the latest
- * checkpoint; truncation back to an older, validly signed state needs an outside witness to
- * notice (cosigned checkpoints, RP-dd).
+ * every stored tree node compared), the state root after every block (the SMT is replayed from
+ * the txs' UE keys, which also checks every previous-version pointer), each checkpoint body
+ * against the state at its size, and the signature of the latest checkpoint. Any difference is
+ * LEDGER_TAMPERED naming the block, tx or node. Stored SMT nodes are not re-compared at open
+ * (it would double the time): every node read is checked against its parent's hash down from
+ * the verified state root, so an altered one fails with LEDGER_TAMPERED when read and can
+ * never produce a wrong answer. Reads re-check tx leaf hashes and self-verify proofs against
+ * the current root too. A consistent rewrite of the whole file would need the AS key to
+ * re-sign the latest checkpoint; truncation back to an older, validly signed state needs an
+ * outside witness to notice (cosigned checkpoints, RP-dd).
  *
  * Appends are serialized by an internal promise queue. Each append writes its block(s), txs,
  * tree and SMT nodes and checkpoint in ONE SQLite transaction: all or nothing.
@@ -41,14 +45,14 @@ import { equalBytes } from '../../../protocol/src/bytes.ts';
 import { DivsError, fail } from '../../../protocol/src/errors.ts';
 import { MerkleFrontier, consistencyProof, inclusionProof, leafHash, verifyConsistency, verifyInclusion, type NewSubtree, type SubtreeHash } from '../../../protocol/src/merkle.ts';
 import {
-  MemorySmtStore,
+  NO_SMT_STORE,
+  SMT_EMPTY,
   SmtOverlay,
   SparseMerkleTree,
   decodeSmtChunk,
   encodeSmtChunks,
   smtChunkPath,
   smtPathBytes,
-  smtPathFromBytes,
   type SmtNode,
   type SmtNodeStore,
   type SmtPath,
@@ -73,6 +77,12 @@ const MAX_APPEND_BYTES = 256 * 1024 * 1024;
  * beyond that the deepest, least recently written nodes are read back from SQLite.
  */
 const SMT_CACHE_NODES = 1 << 19;
+/**
+ * The state tree's top levels stay linked in memory (nodes shallower than this depth: at most
+ * 2^17 positions, ~40 MB): every update and proof walks them, so they never go through the
+ * cache or SQLite.
+ */
+const SMT_LINK_DEPTH = 16;
 
 const TABLES = ['meta', 'blocks', 'txs', 'tree_nodes', 'smt_nodes', 'checkpoints'] as const;
 
@@ -164,7 +174,6 @@ interface Statements {
   leafHashOf: Stmt;
   treeNode: Stmt;
   smtChunk: Stmt;
-  smtChunksAt: Stmt;
   blocksFrom: Stmt;
   treeFrom: Stmt;
   checkpointsFrom: Stmt;
@@ -187,11 +196,10 @@ function prepareStatements(db: Db): Statements {
     leafHashOf: p('SELECT leaf_hash FROM txs WHERE tx_id = ?').pluck(),
     treeNode: p('SELECT hash FROM tree_nodes WHERE last_leaf = ? AND level = ?').pluck(),
     smtChunk: p('SELECT nodes FROM smt_nodes WHERE version = ? AND path = ?').pluck(),
-    smtChunksAt: p('SELECT path FROM smt_nodes WHERE version = ? ORDER BY path').pluck(),
     blocksFrom: p('SELECT height, hash, header, smt_version FROM blocks WHERE height > ? ORDER BY height LIMIT ?'),
     treeFrom: p('SELECT last_leaf, level, hash FROM tree_nodes WHERE (last_leaf, level) > (?, ?) ORDER BY last_leaf, level LIMIT ?'),
     checkpointsFrom: p('SELECT tree_size, note FROM checkpoints WHERE tree_size > ? ORDER BY tree_size LIMIT ?'),
-    counts: p(`SELECT (SELECT count(*) FROM blocks) AS blocks, (SELECT count(*) FROM txs) AS txs, (SELECT count(*) FROM tree_nodes) AS tree, (SELECT count(*) FROM smt_nodes) AS smt, (SELECT count(*) FROM checkpoints) AS checkpoints`),
+    counts: p('SELECT (SELECT count(*) FROM blocks) AS blocks, (SELECT count(*) FROM txs) AS txs, (SELECT count(*) FROM tree_nodes) AS tree'),
   };
 }
 
@@ -316,7 +324,7 @@ export class LocalLedger implements Ledger {
     this.#maxItems = opts.maxItems ?? DEFAULT_MAX_ITEMS;
     this.#maxTxBytes = opts.maxTxBytes ?? DEFAULT_MAX_TX_BYTES;
     this.#smtStore = new SqliteSmtStore(s);
-    this.#smt = new SparseMerkleTree(this.#smtStore, state.smtRoot);
+    this.#smt = new SparseMerkleTree(this.#smtStore, state.smtRoot, { link: SMT_LINK_DEPTH });
     this.#state = state;
   }
 
@@ -333,7 +341,7 @@ export class LocalLedger implements Ledger {
     try {
       const fresh = prepare(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() === 0;
       if (fresh) {
-        const body: CheckpointBody = { origin: opts.ledgerId, size: 0, rootHash: MerkleFrontier.empty().root(), stateRoot: new SparseMerkleTree(new MemorySmtStore()).rootHash };
+        const body: CheckpointBody = { origin: opts.ledgerId, size: 0, rootHash: MerkleFrontier.empty().root(), stateRoot: SMT_EMPTY };
         const note = await signCheckpoint(body, opts.signerName, opts.signer);
         try {
           db.exec('BEGIN IMMEDIATE');
@@ -410,7 +418,7 @@ export class LocalLedger implements Ledger {
     const st = this.#state;
     const frontier = st.frontier.clone();
     const overlay = new SmtOverlay(this.#smtStore);
-    const smt = new SparseMerkleTree(overlay, st.smtRoot);
+    const smt = new SparseMerkleTree(overlay, st.smtRoot, { link: SMT_LINK_DEPTH });
     const timestamp = Math.max(st.lastTimestamp, Math.trunc(this.#now()));
 
     // One block, or several when a UE key repeats: a block holds at most one version per UE
@@ -694,12 +702,12 @@ function verifyAll(s: Statements, ledgerId: string): State {
   const checkpoints = paged<{ tree_size: number; note: string }>((a) => s.checkpointsFrom.all(a ? a.tree_size : -1, 256) as { tree_size: number; note: string }[]);
 
   const frontier = MerkleFrontier.empty();
-  const smt = new SparseMerkleTree(new MemorySmtStore({ latestOnly: true }));
+  // the replayed tree lives in memory, linked: no store lookups, old versions garbage-collected
+  const smt = new SparseMerkleTree(NO_SMT_STORE, null, { link: true });
   let height = 0;
   let size = 0;
   let prev: Uint8Array = GENESIS_PREV;
   let lastTimestamp = 0;
-  let smtRows = 0;
   let treeRows = 0;
 
   let cp = checkpoints.next();
@@ -767,25 +775,17 @@ function verifyAll(s: Statements, ledgerId: string): State {
     }
     if (!equalBytes(frontier.root(), hd.txRoot)) tampered(`block ${h}: tx_root does not match its txs`);
 
-    const stored = s.smtChunksAt.all(h) as unknown[];
-    smtRows += stored.length;
     if (updates.length > 0) {
+      // The state-tree rows this block wrote are not re-read here: every node later read from
+      // them is checked against its parent's hash, down from the state root this replay
+      // verified, so an altered or missing row can never yield a wrong answer — only
+      // LEDGER_TAMPERED when it is read. (Comparing them would double the cost of opening.)
       const batch = smt.stage(updates, h);
-      // The rows this block wrote must be exactly the chunks of its new nodes. Their contents
-      // are not re-encoded here (that would double the cost of opening): every node read from
-      // them is checked against its parent's hash, down from the state root verified above, so
-      // an altered row can never yield a wrong answer, only LEDGER_TAMPERED when read.
-      const mine = [...new Set(batch.nodes.map((n) => smtChunkPath(n.path)))].sort();
-      if (stored.length !== mine.length) tampered(`block ${h}: ${stored.length} state-tree chunks stored, ${mine.length} expected`);
-      for (let i = 0; i < mine.length; i++) {
-        const a = stored[i];
-        if (!isBlob(a) || smtPathFromBytes(a) !== mine[i]) tampered(`block ${h}: the state-tree chunks were altered`);
-      }
       // each UE tx must point at the version it replaced (the history walk depends on it)
       const replaced = new Map(batch.replaced.map((l) => [hexKey(l.key), l.aux]));
       for (const p of prevs) if (p.prev !== (replaced.get(p.key) ?? null)) tampered(`tx ${p.txId}: previous-version pointer was altered`);
       smt.apply(batch);
-    } else if (stored.length > 0) tampered(`block ${h}: unexpected state-tree nodes`);
+    }
     if (!equalBytes(smt.rootHash, hd.stateRoot)) tampered(`block ${h}: state_root does not match the UE keys of the txs`);
     if (b.smt_version !== (smt.root?.version ?? null)) tampered(`block ${h}: state-tree version pointer was altered`);
 
@@ -801,10 +801,11 @@ function verifyAll(s: Statements, ledgerId: string): State {
   if (!extraTree.done) tampered(`tree node (level ${String(extraTree.value.level)}, last leaf ${String(extraTree.value.last_leaf)}) is not part of the tree`);
   if (!cp.done) tampered(`checkpoint at size ${String(cp.value.tree_size)} is beyond the ledger`);
   if (note === '') tampered(`no checkpoint for the ledger at size ${size}`);
-  const counts = s.counts.get() as { blocks: number; txs: number; tree: number; smt: number; checkpoints: number };
-  if (counts.smt !== smtRows) tampered(`${counts.smt - smtRows} state-tree node(s) belong to no block`);
+  const counts = s.counts.get() as { blocks: number; txs: number; tree: number };
   if (counts.blocks !== height || counts.txs !== size || counts.tree !== treeRows) tampered('row counts do not match the chain');
   // The latest checkpoint must be the one for the final state (and it is: it was matched last).
   if (parseCheckpoint(note).size !== size) tampered(`the latest checkpoint is for size ${parseCheckpoint(note).size}, the ledger has ${size}`);
-  return { height, size, frontier, rootHash: frontier.root(), lastBlockHash: prev, lastTimestamp, smtRoot: smt.root, note };
+  // unlinked root: the ledger reads its tree through the bounded store, not the replay's nodes
+  const r = smt.root;
+  return { height, size, frontier, rootHash: frontier.root(), lastBlockHash: prev, lastTimestamp, smtRoot: r ? { version: r.version, hash: r.hash } : null, note };
 }

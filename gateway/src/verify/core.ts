@@ -171,7 +171,7 @@ export class VerifierCore {
         status[i] = S_MISSING;
         continue;
       }
-      let w = lastWin;
+      let w: LiveWindow | null = lastWin;
       if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
         w = null;
         for (const c of byTx.get(f.txId) ?? []) {

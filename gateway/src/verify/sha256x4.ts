@@ -587,13 +587,28 @@ function buildModule(): Uint8Array {
 
 type HashManyFn = (jobs: number, count: number, scratch: number) => void;
 
-let compiled: WebAssembly.Module | null | undefined;
+// The few WebAssembly JS API members used here (the project's lib settings carry no DOM types).
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmModule {
+  readonly __wasmModule?: never;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
+}
+const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+let compiled: WasmModule | null | undefined;
 
 /** Compiles the kernel once per thread; null when this runtime lacks WebAssembly SIMD. */
-function kernelModule(): WebAssembly.Module | null {
+function kernelModule(): WasmModule | null {
   if (compiled !== undefined) return compiled;
   try {
-    compiled = new WebAssembly.Module(buildModule() as Uint8Array<ArrayBuffer>);
+    if (!WA) throw new Error('no WebAssembly');
+    compiled = new WA.Module(buildModule());
   } catch {
     // no WebAssembly, or no SIMD / bulk memory: the node:crypto path does the same work
     compiled = null;
@@ -622,7 +637,7 @@ export interface Sha256ManyOptions {
  */
 export class Sha256Many {
   readonly kind: HasherKind;
-  #memory: WebAssembly.Memory | null;
+  #memory: WasmMemory | null;
   #buffer: ArrayBuffer;
   #view: Uint8Array;
   #hashMany: HashManyFn | null;
@@ -632,7 +647,7 @@ export class Sha256Many {
   #jobs = new Int32Array(6 * 1024);
   #jobCount = 0;
 
-  private constructor(kind: HasherKind, memory: WebAssembly.Memory | null, hashMany: HashManyFn | null) {
+  private constructor(kind: HasherKind, memory: WasmMemory | null, hashMany: HashManyFn | null) {
     this.kind = kind;
     this.#memory = memory;
     this.#hashMany = hashMany;
@@ -647,8 +662,8 @@ export class Sha256Many {
     if (opts.kind !== 'node-crypto') {
       const mod = kernelModule();
       if (mod) {
-        const instance = new WebAssembly.Instance(mod, {});
-        const memory = instance.exports.memory as WebAssembly.Memory;
+        const instance = new (WA as WasmApi).Instance(mod, {});
+        const memory = instance.exports.memory as WasmMemory;
         const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn);
         if (h.#selfTest()) return h;
       }
