@@ -53,6 +53,7 @@ import {
   encodeSmtChunks,
   smtChunkPath,
   smtPathBytes,
+  smtPathDepth,
   type SmtNode,
   type SmtNodeStore,
   type SmtPath,
@@ -264,9 +265,9 @@ class SqliteSmtStore implements SmtNodeStore {
     for (const c of encodeSmtChunks(nodes)) this.#s.insertSmt.run(c.version, smtPathBytes(c.path), c.bytes);
   }
 
-  /** Caches nodes that are now committed (the new live tree's changed part). */
+  /** Caches nodes that are now committed (the live tree's new part below the linked top). */
   committed(nodes: readonly SmtStoredNode[]): void {
-    for (const n of nodes) this.#remember(n);
+    for (const n of nodes) if (smtPathDepth(n.path) >= SMT_LINK_DEPTH) this.#remember(n);
   }
 
   #remember(n: SmtStoredNode): void {
@@ -415,6 +416,7 @@ export class LocalLedger implements Ledger {
 
   async #append(items: CheckedItem[]): Promise<LedgerEntry[]> {
     this.#open();
+    let T0 = performance.now();
     const st = this.#state;
     const frontier = st.frontier.clone();
     const overlay = new SmtOverlay(this.#smtStore);
@@ -452,12 +454,14 @@ export class LocalLedger implements Ledger {
         entries.push({ txId: size, leafHash: leaf, tx: it.tx, blockHeight: height });
         size++;
       }
+      (globalThis as any).T_pre = ((globalThis as any).T_pre ?? 0) + performance.now() - T0; T0 = performance.now();
       const previous = new Map<string, number>();
       if (updates.length > 0) {
         const batch = smt.stage(updates, height);
         for (const old of batch.replaced) previous.set(hexKey(old.key), old.aux);
         smt.apply(batch);
       }
+      (globalThis as any).T_stage = ((globalThis as any).T_stage ?? 0) + performance.now() - T0; T0 = performance.now();
       for (const it of group) prevOf.push(it.ueKey ? (previous.get(hexKey(it.ueKey)) ?? null) : null);
       const header = BlockHeader.encode({
         ledgerId: this.ledgerId,
@@ -487,6 +491,7 @@ export class LocalLedger implements Ledger {
       throw e instanceof DivsError ? e : new DivsError('UNAVAILABLE', 'append: the AS signer failed', { cause: e });
     }
     this.#open();
+    (globalThis as any).T_sign = ((globalThis as any).T_sign ?? 0) + performance.now() - T0; T0 = performance.now();
 
     const s = this.#s;
     const smtNodes = overlay.nodes();
@@ -497,10 +502,14 @@ export class LocalLedger implements Ledger {
         s.insertTx.run(e.txId, e.blockHeight, e.leafHash, items[i]?.ueKey ?? null, prevOf[i] ?? null, e.tx);
       }
       for (const n of subtrees) s.insertTree.run(lastLeafOf(n.level, n.index), n.level, n.hash);
+      (globalThis as any).T_ins1 = ((globalThis as any).T_ins1 ?? 0) + performance.now() - T0;
       this.#smtStore.put(smtNodes);
+      (globalThis as any).T_smtput = ((globalThis as any).T_smtput ?? 0) + performance.now() - T0;
       for (const b of blocks) s.insertBlock.run(b.height, b.hash, b.header, b.smt_version);
       s.insertCheckpoint.run(size, note);
+      (globalThis as any).T_ins = ((globalThis as any).T_ins ?? 0) + performance.now() - T0; T0 = performance.now();
       s.commit.run();
+      (globalThis as any).T_commit = ((globalThis as any).T_commit ?? 0) + performance.now() - T0; T0 = performance.now();
     } catch (e) {
       if (this.#db.inTransaction) {
         try {
@@ -512,7 +521,7 @@ export class LocalLedger implements Ledger {
       throw sqliteError(e, 'append');
     }
     // committed: publish the new state (synchronously, so readers never see half of it)
-    this.#smtStore.committed(smtNodes);
+    T0 = performance.now(); this.#smtStore.committed(smtNodes); (globalThis as any).T_post = ((globalThis as any).T_post ?? 0) + performance.now() - T0;
     this.#smt.reset(smt.root);
     this.#state = { height, size, frontier, rootHash, lastBlockHash: prev, lastTimestamp: timestamp, smtRoot: smt.root, note };
     // tx bytes are this call's own copies (made in #check) and nothing here keeps them; leaf
