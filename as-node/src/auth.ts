@@ -6,8 +6,8 @@
  * with their registered key (see the UE adapter).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { X509Certificate } from 'node:crypto';
-import { fail } from '../../protocol/src/errors.ts';
+import { DivsError, fail } from '../../protocol/src/errors.ts';
+import { verifyChain, type CertRole } from '../../protocol/src/pki.ts';
 import type { CallContext } from '../../platform/src/grpc.ts';
 
 export type Role = 'consumer' | 'peer' | 'admin';
@@ -25,14 +25,29 @@ export interface TokenGrant {
   roles: Role[];
 }
 
+/** Rights given by a certificate's DIVS role. */
+function rolesOf(certRoles: CertRole[]): Role[] {
+  const out = new Set<Role>();
+  for (const r of certRoles) {
+    if (r === 'client' || r === 'gateway') out.add('consumer');
+    if (r === 'as') out.add('peer');
+  }
+  return [...out];
+}
+
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export class Authenticator {
   readonly #tokens: Array<{ hash: Buffer; name: string; roles: Role[] }>;
   readonly #mtlsRoles: Record<string, Role[]>;
+  readonly #anchors: Uint8Array[];
 
-  /** `mtlsRoles`: certificate subject CN -> roles, for clients authenticated by mTLS. */
-  constructor(tokens: TokenGrant[], mtlsRoles: Record<string, Role[]> = {}) {
+  /**
+   * `anchors`: root CAs (DER) client certificates must chain to; `mtlsRoles`: certificate CN ->
+   * roles, overriding the roles derived from the certificate's DIVS role.
+   */
+  constructor(tokens: TokenGrant[], anchors: Uint8Array[] = [], mtlsRoles: Record<string, Role[]> = {}) {
+    this.#anchors = anchors;
     this.#tokens = tokens.map((t) => ({
       hash: t.token.startsWith('sha256:') ? Buffer.from(t.token.slice(7), 'hex') : digest(t.token),
       name: t.name,
@@ -54,11 +69,17 @@ export class Authenticator {
       return { name: grant.name, roles: grant.roles, via: 'token' };
     }
     const raw = ctx.peerCertificate();
-    if (raw) {
-      // the TLS layer already verified the chain against our client CA; map its subject to roles
-      const cn = /CN=([^,\n]+)/.exec(new X509Certificate(raw).subject)?.[1];
-      const roles = (cn && this.#mtlsRoles[cn]) || [];
-      if (!cn || roles.length === 0) fail('PERMISSION_DENIED', 'client certificate has no DIVS role');
+    if (raw && this.#anchors.length > 0) {
+      // TLS verified the chain already; verifying again against our anchors also yields roles
+      let cert;
+      try {
+        cert = verifyChain([new Uint8Array(raw)], this.#anchors, {});
+      } catch (e) {
+        throw e instanceof DivsError ? e : new DivsError('UNTRUSTED_CERTIFICATE', 'client certificate does not verify');
+      }
+      const cn = /CN=([^,]+)/.exec(cert.subject)?.[1]?.trim() ?? cert.subject;
+      const roles = this.#mtlsRoles[cn] ?? rolesOf(cert.roles);
+      if (roles.length === 0) fail('PERMISSION_DENIED', 'client certificate has no DIVS role');
       return { name: cn, roles, via: 'mtls' };
     }
     fail('UNAUTHENTICATED', 'anonymous queries are refused: present a bearer token or a client certificate');

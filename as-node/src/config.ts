@@ -18,6 +18,10 @@ export const AsConfigSchema = z.object({
   ledgerId: z.string().regex(/^[A-Za-z0-9._:/-]{1,128}$/).default('divs-local'),
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(0),
+  /** HTTP port of the dashboard, API, /healthz, /readyz and /metrics: 0 any free port, -1 no HTTP server. */
+  httpPort: z.number().int().min(-1).max(65535).default(0),
+  /** HTTP listen address; loopback by default (the dashboard is an operator tool). */
+  httpHost: z.string().min(1).default('127.0.0.1'),
   /** URL(s) UEs and consumers use to reach this node (entry address); default grpc://host:port. */
   publicUrls: z.array(z.string()).default([]),
   /** The operator's CEF (RP-edl). */
@@ -34,6 +38,21 @@ export const AsConfigSchema = z.object({
       autoPki: z.boolean().default(true),
     })
     .default({ autoPki: true }),
+  /**
+   * TLS for every gRPC service. With `requireClientCert`, callers must present a certificate
+   * under the consortium root CA (mTLS); its DIVS role gives its rights (client/gateway ->
+   * consumer, as -> peer). UEs then also need a client certificate, so keep it off where UEs
+   * connect directly. Default certificate: the AS certificate (issued with SANs for `host`).
+   */
+  tls: z
+    .object({
+      enabled: z.boolean().default(false),
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      clientCaFile: z.string().optional(),
+      requireClientCert: z.boolean().default(false),
+    })
+    .default({ enabled: false, requireClientCert: false }),
   /** Crypto worker threads (0: inline on the main thread). */
   threads: z.number().int().min(0).max(64).default(2),
   /** Largest accepted request in bytes. */
@@ -55,7 +74,7 @@ export function parseAsConfig(input: unknown): AsConfig {
   return r.data;
 }
 
-/** Reads a JSON config file, then overlays DIVS_AS_DATA_DIR, DIVS_AS_PORT, DIVS_AS_CEF. */
+/** Reads a JSON config file, then overlays DIVS_AS_DATA_DIR, DIVS_AS_PORT, DIVS_AS_HTTP_PORT, DIVS_AS_CEF. */
 export function loadAsConfig(file?: string, env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): AsConfig {
   let base: Record<string, unknown> = {};
   if (file) {
@@ -68,6 +87,7 @@ export function loadAsConfig(file?: string, env: NodeJS.ProcessEnv = process.env
   const fromEnv: Record<string, unknown> = {};
   if (env.DIVS_AS_DATA_DIR) fromEnv.dataDir = env.DIVS_AS_DATA_DIR;
   if (env.DIVS_AS_PORT) fromEnv.port = Number(env.DIVS_AS_PORT);
+  if (env.DIVS_AS_HTTP_PORT) fromEnv.httpPort = Number(env.DIVS_AS_HTTP_PORT);
   if (env.DIVS_AS_CEF) fromEnv.cef = { address: env.DIVS_AS_CEF };
   return parseAsConfig({ ...base, ...fromEnv, ...overrides });
 }

@@ -5,8 +5,9 @@
  * gRPC server with RP-ud, RP-ds and RP-dd services, health and reflection.
  *
  * Run alone: `node as-node/src/main.ts --config as.json` or
- * `node as-node/src/main.ts --data-dir DIR --cef HOST:PORT [--port N]`; prints one JSON
- * line `{"service":"as-node","port":…}` on stdout when ready; SIGINT/SIGTERM stop it cleanly.
+ * `node as-node/src/main.ts --data-dir DIR --cef HOST:PORT [--port N] [--http-port N]`; prints
+ * one JSON line `{"service":"as-node","port":…,"httpPort":…}` on stdout when ready; SIGINT/SIGTERM
+ * stop it cleanly. The HTTP port serves the operator dashboard, /healthz, /readyz and /metrics.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,8 +20,12 @@ import { LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
 import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
 import { createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
-import { RpcServer } from '../../platform/src/grpc.ts';
+import { RpcServer, grpc } from '../../platform/src/grpc.ts';
 import { createLogger } from '../../platform/src/log.ts';
+import { Metrics } from '../../platform/src/metrics.ts';
+import type { RunningHttp } from '../../platform/src/http.ts';
+import { MeteredContract } from './metrics.ts';
+import { startAsHttp } from './http.ts';
 import { LocalLedger } from './ledger/local.ts';
 import { Registry } from './registry.ts';
 import { CryptoPool } from './crypto-pool.ts';
@@ -43,6 +48,9 @@ export interface AsNode {
   consumerToken: string | undefined;
   /** Resolves once the CEF subscription is connected. */
   subscribed: Promise<void>;
+  /** HTTP port (dashboard, /healthz, /readyz, /metrics); undefined when httpPort is -1. */
+  httpPort: number | undefined;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -72,7 +80,9 @@ async function ensurePki(cfg: AsConfig): Promise<PkiFiles> {
       writeFileSync(p.rootCaCert, ca.certPem);
       writeFileSync(p.rootCaKey, ca.keyPem, { mode: 0o600 });
     }
-    const leaf = await issueCertificate({ ca, subjectName: cfg.nodeName, role: 'as', validityDays: 825 });
+    // the AS certificate doubles as its TLS server certificate: name the addresses it serves on
+    const ip = /^[0-9.]+$/.test(cfg.host) ? [cfg.host] : [];
+    const leaf = await issueCertificate({ ca, subjectName: cfg.nodeName, role: 'as', validityDays: 825, dnsNames: ['localhost'], ipAddresses: ip.length ? ip : ['127.0.0.1'] });
     writeFileSync(p.asCert, leaf.certPem);
     writeFileSync(p.asKey, leaf.keyPem, { mode: 0o600 });
   }
@@ -101,12 +111,22 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
   const pool = new CryptoPool(key, cfg.threads);
   const cef = new CefLink({ address: cfg.cef.address, token: cfg.cef.token, stateFile: join(cfg.dataDir, 'cef-subscription.json'), subscriber: cfg.nodeName, log });
   const { grants, consumerToken } = ensureTokens(cfg);
-  const auth = new Authenticator(grants);
+  const rootDer = pemToDer(pki.rootCaPem);
+  const auth = new Authenticator(grants, [rootDer]);
+  let credentials: grpc.ServerCredentials | undefined;
+  if (cfg.tls.enabled) {
+    const dir = join(cfg.dataDir, 'pki');
+    const cert = readFileSync(cfg.tls.certFile ?? cfg.pki.asCert ?? join(dir, `${cfg.nodeName}.pem`));
+    const privateKey = readFileSync(cfg.tls.keyFile ?? cfg.pki.asKey ?? join(dir, `${cfg.nodeName}.key`));
+    const clientCa = readFileSync(cfg.tls.clientCaFile ?? cfg.pki.rootCaCert ?? join(dir, 'root-ca.pem'));
+    credentials = grpc.ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: privateKey }], cfg.tls.requireClientCert);
+  }
 
-  const server = new RpcServer({ log, maxMessageBytes: cfg.maxMessageBytes, protoFiles: ['divs/v1/ue_as.proto', 'divs/v1/consumer_as.proto', 'divs/v1/as_sync.proto'] });
+  const metrics = new Metrics('as-node');
+  const server = new RpcServer({ log, credentials, maxMessageBytes: cfg.maxMessageBytes, protoFiles: ['divs/v1/ue_as.proto', 'divs/v1/consumer_as.proto', 'divs/v1/as_sync.proto'], onCall: metrics.rpcHook() });
   // the entry address needs the port, known only after bind: bind first, serve after
   const entryAddress = { ledgerId: cfg.ledgerId, asUrls: [] as string[] };
-  const contract = new EndorsementContract({
+  const contract: EndorsementContract = new MeteredContract(metrics, {
     ledger,
     registry,
     pool,
@@ -123,7 +143,7 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
     .add(VerificationDataServiceService, queryHandlers(contract, auth, pool, certChain))
     .add(LedgerSyncServiceService, syncHandlers(ledger, auth));
   const port = await server.listen(cfg.host, cfg.port);
-  const url = `grpc://${cfg.host}:${port}`;
+  const url = `${cfg.tls.enabled ? 'grpcs' : 'grpc'}://${cfg.host}:${port}`;
   entryAddress.asUrls.push(...(cfg.publicUrls.length > 0 ? cfg.publicUrls : [url]));
 
   let following: Promise<void> = Promise.resolve();
@@ -137,7 +157,27 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
       resolve,
     );
   });
-  log.info({ port, ledgerId: cfg.ledgerId, size: ledger.info().size }, 'AS node serving');
+  let cefUp = false;
+  void subscribed.then(() => (cefUp = true));
+  let http: RunningHttp | undefined;
+  const close = async () => {
+    await http?.close();
+    cef.close();
+    await server.close();
+    await following.catch(() => undefined);
+    await pool.close();
+    ledger.close();
+    registry.close();
+  };
+  if (cfg.httpPort >= 0) {
+    const ready = () => ({ ready: cefUp, detail: { cefSubscription: cefUp ? 'connected' : 'connecting', ledgerHeight: ledger.info().height } });
+    // nothing may stay open when start-up fails half-way (e.g. the HTTP port is taken)
+    http = await startAsHttp({ contract, auth, asName: cfg.nodeName, metrics, log, host: cfg.httpHost, port: cfg.httpPort, ready }).catch(async (e: unknown) => {
+      await close();
+      throw e;
+    });
+  }
+  log.info({ port, httpPort: http?.port, ledgerId: cfg.ledgerId, size: ledger.info().size }, 'AS node serving');
 
   return {
     port,
@@ -147,14 +187,9 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
     rootCaPem: pki.rootCaPem,
     consumerToken,
     subscribed,
-    close: async () => {
-      cef.close();
-      await server.close();
-      await following.catch(() => undefined);
-      await pool.close();
-      ledger.close();
-      registry.close();
-    },
+    httpPort: http?.port,
+    metrics,
+    close,
   };
 }
 
@@ -171,6 +206,9 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
       'ledger-id': { type: 'string' },
       name: { type: 'string' },
       threads: { type: 'string' },
+      'http-port': { type: 'string' },
+      tls: { type: 'boolean' },
+      mtls: { type: 'boolean' },
     },
   });
   const overrides: Record<string, unknown> = {};
@@ -181,10 +219,12 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
   if (values['ledger-id']) overrides.ledgerId = values['ledger-id'];
   if (values.name) overrides.nodeName = values.name;
   if (values.threads) overrides.threads = Number(values.threads);
+  if (values.tls || values.mtls) overrides.tls = { enabled: true, requireClientCert: values.mtls === true };
+  if (values['http-port']) overrides.httpPort = Number(values['http-port']);
   const log = createLogger('as-node');
   const cfg = loadAsConfig(values.config, process.env, overrides);
   const node = await startAsNode(cfg, log);
-  process.stdout.write(`${JSON.stringify({ service: 'as-node', port: node.port, pid: process.pid, ledgerId: node.ledgerId, url: node.url })}\n`);
+  process.stdout.write(`${JSON.stringify({ service: 'as-node', port: node.port, pid: process.pid, ledgerId: node.ledgerId, url: node.url, ...(node.httpPort !== undefined ? { httpPort: node.httpPort } : {}) })}\n`);
   const stop = () => {
     node.close().then(() => process.exit(0), () => process.exit(1));
   };

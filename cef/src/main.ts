@@ -7,7 +7,8 @@
  * node cef/src/main.ts --data-dir ./data/cef-00101 --plmn 00101 --operator "Test Network" --port 0
  * ```
  *
- * prints one JSON line `{"service":"cef","port":N,"pid":P}` to stdout once it serves, logs
+ * prints one JSON line `{"service":"cef","port":N,"pid":P,"httpPort":H}` to stdout once it serves
+ * (`--http-port`, default 0 = any free port, -1 = none: /healthz, /readyz, /metrics), logs
  * (JSON, pino) to stderr, and stops gracefully on SIGINT/SIGTERM (a second signal forces).
  * Bearer tokens: `--token T` (repeatable) / `--management-token T`, or, to keep them out of the
  * process list, the comma-separated env vars DIVS_CEF_TOKENS / DIVS_CEF_MANAGEMENT_TOKENS.
@@ -18,6 +19,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { createLogger, silentLogger, type Logger } from '../../platform/src/log.ts';
+import { Metrics } from '../../platform/src/metrics.ts';
+import { createHttpApp, startHttp, type RunningHttp } from '../../platform/src/http.ts';
 import { createCefServer } from './rpc.ts';
 import { Usm, validatePlmnId } from './usm.ts';
 
@@ -38,6 +41,8 @@ export interface CefOptions {
   tokens?: string[];
   /** Separate bearer tokens for the operator management service. */
   managementTokens?: string[];
+  /** HTTP port for /healthz, /readyz and /metrics (on `host`); 0 (default) any free port, -1 none. */
+  httpPort?: number;
   /** How often to record expired contracts as terminated (ms); default 60 000, 0 disables. */
   expirySweepMs?: number;
   log?: Logger;
@@ -47,6 +52,8 @@ export interface RunningCef {
   port: number;
   /** `host:port` to dial. */
   address: string;
+  /** Port of /healthz, /readyz and /metrics; undefined when disabled. */
+  httpPort: number | undefined;
   /** Ends live streams, drains calls (up to `graceMs`), closes the database. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }
@@ -63,6 +70,8 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('CONFIG_INVALID', 'port: must be 0..65535');
+  const httpPort = opts.httpPort ?? 0;
+  if (!Number.isInteger(httpPort) || httpPort < -1 || httpPort > 65535) fail('CONFIG_INVALID', 'httpPort: must be -1..65535');
   if (!opts.dataDir) fail('CONFIG_INVALID', 'dataDir: missing');
   validatePlmnId(opts.plmnId);
   mkdirSync(opts.dataDir, { recursive: true });
@@ -73,6 +82,9 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
     ...(opts.tokens ? { tokens: opts.tokens } : {}),
     ...(opts.managementTokens ? { managementTokens: opts.managementTokens } : {}),
   });
+  const metrics = new Metrics('cef');
+  server.observeCalls(metrics.rpcHook());
+  metrics.gauge('divs_cef_event_sequence', 'sequence number of the newest status event', [], (g) => g.set(usm.latestSequence()));
   let bound: number;
   try {
     bound = await server.listen(host, port);
@@ -92,14 +104,29 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
   sweep();
   const timer = sweepMs > 0 ? setInterval(sweep, sweepMs) : undefined;
   timer?.unref();
-  log.info({ host, port: bound, plmnId: opts.plmnId, dataDir: opts.dataDir }, 'cef serving');
+  let http: RunningHttp | undefined;
+  if (httpPort >= 0) {
+    let open = true;
+    const app = createHttpApp({ service: 'cef', log, metrics, ready: () => open });
+    http = await startHttp(app, { host, port: httpPort }).catch(async (e: unknown) => {
+      if (timer) clearInterval(timer);
+      await server.close(0);
+      usm.close();
+      throw e;
+    });
+    const h = http;
+    http = { ...h, close: (g) => ((open = false), h.close(g)) };
+  }
+  log.info({ host, port: bound, httpPort: http?.port, plmnId: opts.plmnId, dataDir: opts.dataDir }, 'cef serving');
 
   let closing: Promise<void> | undefined;
   return {
     port: bound,
     address: `${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    httpPort: http?.port,
     close(graceMs = 2000) {
       closing ??= (async () => {
+        await http?.close();
         if (timer) clearInterval(timer);
         // live Subscribe streams never end on their own: end them first so the drain can finish
         usm.stopStreams();
@@ -127,6 +154,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
         operator: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '0' },
+        'http-port': { type: 'string', default: '0' },
         token: { type: 'string', multiple: true },
         'management-token': { type: 'string', multiple: true },
         'expiry-sweep-ms': { type: 'string', default: '60000' },
@@ -153,6 +181,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
       operatorName: args.operator ?? `PLMN ${args.plmn}`,
       host: args.host,
       port: num(args.port, 'port'),
+      httpPort: args['http-port'] === '-1' ? -1 : num(args['http-port'], 'http-port'),
       expirySweepMs: num(args['expiry-sweep-ms'], 'expiry-sweep-ms'),
       log,
       ...(tokens.length > 0 ? { tokens } : {}),
@@ -164,7 +193,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
     process.stderr.write(`cef: ${msg}\n`);
     process.exit(1);
   }
-  process.stdout.write(`${JSON.stringify({ service: 'cef', port: cef.port, pid: process.pid })}\n`);
+  process.stdout.write(`${JSON.stringify({ service: 'cef', port: cef.port, pid: process.pid, ...(cef.httpPort !== undefined ? { httpPort: cef.httpPort } : {}) })}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

@@ -144,7 +144,7 @@ async function* requests<Req>(call: grpc.ServerReadableStream<Req, unknown> | gr
 }
 
 /** Wraps one handler into grpc-js form. */
-function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log: Logger, onCall?: (info: RpcCallInfo) => void): grpc.UntypedHandleCall {
+function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log: Logger, hook: () => ((info: RpcCallInfo) => void) | undefined): grpc.UntypedHandleCall {
   const name = def.path;
   const l = log.child({ rpc: name });
   const kind: RpcCallInfo['kind'] = def.requestStream ? (def.responseStream ? 'bidi_stream' : 'client_stream') : def.responseStream ? 'server_stream' : 'unary';
@@ -153,6 +153,7 @@ function adapt(def: grpc.MethodDefinition<unknown, unknown>, fn: AnyHandler, log
     const t0 = process.hrtime.bigint();
     let done = false;
     return (code: number | undefined) => {
+      const onCall = hook();
       if (done || !onCall) return;
       done = true;
       try {
@@ -306,11 +307,17 @@ export class RpcServer {
     for (const [k, def] of Object.entries(definition)) {
       const fn = (handlers as Record<string, AnyHandler>)[k];
       if (!fn) throw new Error(`missing handler for ${def.path}`);
-      impl[k] = adapt(def as grpc.MethodDefinition<unknown, unknown>, fn, this.log, this.#onCall);
+      impl[k] = adapt(def as grpc.MethodDefinition<unknown, unknown>, fn, this.log, () => this.#onCall);
     }
     this.server.addService(guardDefinition(definition, this.#maxBytes), impl);
     const first = Object.values(definition)[0] as grpc.MethodDefinition<unknown, unknown> | undefined;
     if (first) this.#services.push(first.path.split('/')[1] as string);
+    return this;
+  }
+
+  /** Sets the hook that sees every finished call (replaces `onCall` of the options). */
+  observeCalls(onCall: ((info: RpcCallInfo) => void) | undefined): this {
+    this.#onCall = onCall;
     return this;
   }
 

@@ -16,7 +16,7 @@
  *
  * Role marking: each role has an extended key usage OID under a UUID-derived arc (ITU-T X.667,
  * `2.25.<uuid>`), next to the standard serverAuth/clientAuth purposes:
- * as = serverAuth + DIVS-AS; gateway = serverAuth + clientAuth + DIVS-gateway;
+ * as = serverAuth + clientAuth + DIVS-AS; gateway = serverAuth + clientAuth + DIVS-gateway;
  * client = clientAuth + DIVS-client.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, verify as sigVerify, KeyObject, type webcrypto } from 'node:crypto';
@@ -47,7 +47,8 @@ const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const OID_ANY_EKU = '2.5.29.37.0';
 
 const ROLE_EKUS: Readonly<Record<CertRole, string[]>> = {
-  as: [OID_SERVER_AUTH, ROLE_OIDS.as],
+  // AS nodes are TLS clients of each other too (RP-dd sync, witnessing), hence clientAuth
+  as: [OID_SERVER_AUTH, OID_CLIENT_AUTH, ROLE_OIDS.as],
   gateway: [OID_SERVER_AUTH, OID_CLIENT_AUTH, ROLE_OIDS.gateway],
   client: [OID_CLIENT_AUTH, ROLE_OIDS.client],
 };

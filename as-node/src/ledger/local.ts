@@ -416,7 +416,6 @@ export class LocalLedger implements Ledger {
 
   async #append(items: CheckedItem[]): Promise<LedgerEntry[]> {
     this.#open();
-    let T0 = performance.now();
     const st = this.#state;
     const frontier = st.frontier.clone();
     const overlay = new SmtOverlay(this.#smtStore);
@@ -454,14 +453,12 @@ export class LocalLedger implements Ledger {
         entries.push({ txId: size, leafHash: leaf, tx: it.tx, blockHeight: height });
         size++;
       }
-      (globalThis as any).T_pre = ((globalThis as any).T_pre ?? 0) + performance.now() - T0; T0 = performance.now();
       const previous = new Map<string, number>();
       if (updates.length > 0) {
         const batch = smt.stage(updates, height);
         for (const old of batch.replaced) previous.set(hexKey(old.key), old.aux);
         smt.apply(batch);
       }
-      (globalThis as any).T_stage = ((globalThis as any).T_stage ?? 0) + performance.now() - T0; T0 = performance.now();
       for (const it of group) prevOf.push(it.ueKey ? (previous.get(hexKey(it.ueKey)) ?? null) : null);
       const header = BlockHeader.encode({
         ledgerId: this.ledgerId,
@@ -491,7 +488,6 @@ export class LocalLedger implements Ledger {
       throw e instanceof DivsError ? e : new DivsError('UNAVAILABLE', 'append: the AS signer failed', { cause: e });
     }
     this.#open();
-    (globalThis as any).T_sign = ((globalThis as any).T_sign ?? 0) + performance.now() - T0; T0 = performance.now();
 
     const s = this.#s;
     const smtNodes = overlay.nodes();
@@ -502,14 +498,10 @@ export class LocalLedger implements Ledger {
         s.insertTx.run(e.txId, e.blockHeight, e.leafHash, items[i]?.ueKey ?? null, prevOf[i] ?? null, e.tx);
       }
       for (const n of subtrees) s.insertTree.run(lastLeafOf(n.level, n.index), n.level, n.hash);
-      (globalThis as any).T_ins1 = ((globalThis as any).T_ins1 ?? 0) + performance.now() - T0;
       this.#smtStore.put(smtNodes);
-      (globalThis as any).T_smtput = ((globalThis as any).T_smtput ?? 0) + performance.now() - T0;
       for (const b of blocks) s.insertBlock.run(b.height, b.hash, b.header, b.smt_version);
       s.insertCheckpoint.run(size, note);
-      (globalThis as any).T_ins = ((globalThis as any).T_ins ?? 0) + performance.now() - T0; T0 = performance.now();
       s.commit.run();
-      (globalThis as any).T_commit = ((globalThis as any).T_commit ?? 0) + performance.now() - T0; T0 = performance.now();
     } catch (e) {
       if (this.#db.inTransaction) {
         try {
@@ -521,7 +513,7 @@ export class LocalLedger implements Ledger {
       throw sqliteError(e, 'append');
     }
     // committed: publish the new state (synchronously, so readers never see half of it)
-    T0 = performance.now(); this.#smtStore.committed(smtNodes); (globalThis as any).T_post = ((globalThis as any).T_post ?? 0) + performance.now() - T0;
+    this.#smtStore.committed(smtNodes);
     this.#smt.reset(smt.root);
     this.#state = { height, size, frontier, rootHash, lastBlockHash: prev, lastTimestamp: timestamp, smtRoot: smt.root, note };
     // tx bytes are this call's own copies (made in #check) and nothing here keeps them; leaf
