@@ -106,16 +106,14 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
   timer?.unref();
   let http: RunningHttp | undefined;
   if (httpPort >= 0) {
-    let open = true;
-    const app = createHttpApp({ service: 'cef', log, metrics, ready: () => open });
+    // ready while serving; not ready once close() began
+    const app = createHttpApp({ service: 'cef', log, metrics, ready: () => closing === undefined });
     http = await startHttp(app, { host, port: httpPort }).catch(async (e: unknown) => {
       if (timer) clearInterval(timer);
       await server.close(0);
       usm.close();
       throw e;
     });
-    const h = http;
-    http = { ...h, close: (g) => ((open = false), h.close(g)) };
   }
   log.info({ host, port: bound, httpPort: http?.port, plmnId: opts.plmnId, dataDir: opts.dataDir }, 'cef serving');
 

@@ -86,7 +86,11 @@ describe('AS access control over mTLS', () => {
     });
     raw.close();
     const services = [...names.matchAll(/[a-z0-9_.]+\.[A-Z][A-Za-z]+/g)].map((m) => m[0]).filter((n) => n.startsWith('divs.'));
-    expect(new Set(services)).toEqual(new Set(['divs.v1.UeRegistrationService', 'divs.v1.VerificationDataService', 'divs.v1.LedgerSyncService']));
+    // registration, queries, ledger sync (and consortium ordering when configured): none takes data
+    const allowed = new Set(['divs.v1.UeRegistrationService', 'divs.v1.VerificationDataService', 'divs.v1.LedgerSyncService', 'divs.v1.ConsortiumService']);
+    expect(services.filter((n) => !allowed.has(n))).toEqual([]);
+    expect(services).toContain('divs.v1.UeRegistrationService');
+    expect(services).toContain('divs.v1.VerificationDataService');
     // and an attempt to push a signed data record to the AS registration endpoint is refused
     const c = await clientWith(leaf.certPem, leaf.keyPem);
     const ue = new Client(`127.0.0.1:${as.port}`, credentials.createSsl(Buffer.from(rootPem), Buffer.from(leaf.keyPem ?? ''), Buffer.from(leaf.certPem)));

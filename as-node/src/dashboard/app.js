@@ -109,16 +109,27 @@ async function api(path) {
 
 // ------------------------------------------------------------------ charts
 
+/** Round axis ticks (steps of 1, 2 or 5 × 10^k) from 0 to at least `max`. */
+function ticks(max) {
+  const raw = Math.max(1, max) / 4;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw));
+  const out = [];
+  for (let v = 0; v < max + step; v += step) out.push(v);
+  if (out[out.length - 1] < max) out.push(out[out.length - 1] + step);
+  return out;
+}
+
 /** Stacked bars of registrations and updates per block. */
 function endorsementChart(blocks) {
   const W = 560, H = 220, L = 40, R = 10, T = 12, B = 28;
-  const max = Math.max(1, ...blocks.map((b) => b.registrations + b.updates + b.other));
+  const marks = ticks(Math.max(1, ...blocks.map((b) => b.registrations + b.updates + b.other)));
+  const max = marks[marks.length - 1];
   const step = (W - L - R) / Math.max(blocks.length, 1);
   const bw = Math.max(2, Math.min(28, step * 0.7));
   const y = (v) => T + (H - T - B) * (1 - v / max);
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Endorsements per block' });
-  for (let i = 0; i <= 4; i++) {
-    const v = Math.round((max * i) / 4);
+  for (const v of marks) {
     svg.append(s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
   }
   blocks.forEach((b, i) => {
@@ -146,13 +157,13 @@ function endorsementChart(blocks) {
 /** Ledger size (transactions) after each block, as an area. */
 function sizeChart(blocks) {
   const W = 560, H = 220, L = 48, R = 10, T = 12, B = 28;
-  const max = Math.max(1, ...blocks.map((b) => b.treeSize));
+  const marks = ticks(Math.max(1, ...blocks.map((b) => b.treeSize)));
+  const max = marks[marks.length - 1];
   const n = Math.max(blocks.length - 1, 1);
   const x = (i) => L + ((W - L - R) * i) / n;
   const y = (v) => T + (H - T - B) * (1 - v / max);
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Ledger size' });
-  for (let i = 0; i <= 4; i++) {
-    const v = Math.round((max * i) / 4);
+  for (const v of marks) {
     svg.append(s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
   }
   if (blocks.length > 0) {
@@ -581,7 +592,7 @@ async function route() {
       sessionStorage.removeItem(TOKEN_KEY);
       return loginPage('Your session is no longer accepted; sign in again.');
     }
-    page('Something went wrong', null, h('a', { href: '#/' }, 'Overview'), h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, `${e.code || 'ERROR'}: ${e.message}`));
+    page(e instanceof ApiError && e.status === 404 ? 'Not found' : 'Something went wrong', null, h('a', { href: '#/' }, 'Overview'), h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, `${e.code || 'ERROR'}: ${e.message}`));
   }
 }
 
