@@ -160,7 +160,8 @@ export async function run(argv: string[]): Promise<number> {
       say(`   node bin/divs.ts consumer verify --records ${join(dir, 'records.b64')} --trust ${join(dir, 'as', 'pki', 'root-ca.pem')} --token $(cat ${join(dir, 'as', 'consumer.token')})`);
     }
     if (v.once) return 0;
-    say(`\nServing (CEF grpc://127.0.0.1:${cefProc.port}, AS grpc://${asAddr}); Ctrl-C to stop.`);
+    say(`\nDashboard: http://127.0.0.1:${String(asProc.ready.httpPort)}/  (sign in with the token in ${join(dir, 'as', 'consumer.token')})`);
+    say(`Serving (CEF grpc://127.0.0.1:${cefProc.port}, AS grpc://${asAddr}); Ctrl-C to stop.`);
     await new Promise<void>((resolveStop) => {
       process.once('SIGINT', () => resolveStop());
       process.once('SIGTERM', () => resolveStop());
