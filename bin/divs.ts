@@ -20,7 +20,9 @@ Tools
   pki init        create a consortium root CA
   pki issue       issue an AS / gateway / client certificate under a root CA
   ue fleet        provision N UEs at a CEF and register them at an AS (progress bar)
-  consumer verify verify signed records against their endorsements (VER-3)
+  consumer verify verify signed records (--records FILE) or a data package offline (VER-3, 10.1)
+  consumer package build a verifiable data package (optionally encrypted to a recipient)
+  consumer transfer pass a package to its next holder (signed custody record)
   ledger verify   re-verify a ledger file offline (hash chain, Merkle tree, checkpoint)
   ledger inspect  print ledger height, size, blocks, a UE's history
   ledger proof    print an inclusion proof for a transaction

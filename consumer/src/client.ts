@@ -8,9 +8,9 @@
  */
 import type { SignedRecord, TxRef } from '../../proto/gen/divs/v1/common.ts';
 import { RecordBody } from '../../proto/gen/divs/v1/common.ts';
-import { EndorsementView, VerificationDataServiceClient } from '../../proto/gen/divs/v1/consumer_as.ts';
+import { EndorsementView, type ProvenTx, VerificationDataServiceClient } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
-import { toHex } from '../../protocol/src/bytes.ts';
+import { equalBytes, toHex } from '../../protocol/src/bytes.ts';
 import { grpc, makeClient, unary } from '../../platform/src/grpc.ts';
 import { checkRecord, type RecordVerdict, type TrustAnchors, type VerifiedEndorsement, verifyEndorsementSummary, verifyProvenEndorsement } from './verify.ts';
 
@@ -68,14 +68,24 @@ export class DivsConsumer {
     const key = `${ledgerId}#${ref.txId}`;
     const hit = this.#endorsements.get(key);
     if (hit) return hit;
+    return (await this.provenEndorsement(ref)).verified;
+  }
+
+  /**
+   * The endorsement a tx ref names, fetched fresh with its latest-version proof: the exact
+   * ProvenTx the AS answered (to carry in a data package for offline re-verification [SC1-1])
+   * and its verification. Refreshes the caches.
+   */
+  async provenEndorsement(ref: TxRef): Promise<{ proven: ProvenTx; verified: VerifiedEndorsement }> {
+    const ledgerId = ref.entryAddress?.ledgerId ?? '';
     const res = await this.#withAs(ref.entryAddress?.asUrls ?? [], (c, md) =>
       unary(c, c.getEndorsement, { txId: ref.txId, ledgerId, view: EndorsementView.ENDORSEMENT_VIEW_FULL, withLatestProof: true }, { metadata: md, timeoutMs: this.#o.timeoutMs }),
     );
     const v = verifyProvenEndorsement(res.proven, this.#o.anchors, { ledgerId });
     if (ref.txHash.length > 0 && toHex(ref.txHash) !== toHex(v.leafHash)) fail('INVALID_ENDORSEMENT', 'the AS returned a different transaction than the tx hash names');
-    this.#endorsements.set(key, v);
+    this.#endorsements.set(`${ledgerId}#${ref.txId}`, v);
     if (v.isLatest) this.#latest.set(`${ledgerId}#${toHex(v.ueKey)}`, { at: Date.now(), v });
-    return v;
+    return { proven: res.proven as ProvenTx, verified: v };
   }
 
   /** The UE's latest endorsement, proven latest against a checkpoint. */
@@ -84,13 +94,24 @@ export class DivsConsumer {
     const key = `${ledgerId}#${toHex(ueKey)}`;
     const hit = this.#latest.get(key);
     if (hit && Date.now() - hit.at < (this.#o.latestTtlMs ?? 5_000)) return hit.v;
+    return (await this.provenLatest(ref, ueKey)).verified;
+  }
+
+  /**
+   * The UE's latest endorsement, fetched fresh from the AS the ref names: the exact ProvenTx
+   * (with the latest-version proof against its checkpoint) and its verification. NOT_LATEST
+   * when the AS does not prove it latest.
+   */
+  async provenLatest(ref: TxRef, ueKey: Uint8Array): Promise<{ proven: ProvenTx; verified: VerifiedEndorsement }> {
+    const ledgerId = ref.entryAddress?.ledgerId ?? '';
     const res = await this.#withAs(ref.entryAddress?.asUrls ?? [], (c, md) =>
       unary(c, c.getLatest, { ueKey }, { metadata: md, timeoutMs: this.#o.timeoutMs }),
     );
     const v = verifyProvenEndorsement(res.latest, this.#o.anchors, { ledgerId });
     if (v.isLatest !== true) fail('NOT_LATEST', 'the AS did not prove this is the latest version');
-    this.#latest.set(key, { at: Date.now(), v });
-    return v;
+    if (!equalBytes(v.ueKey, ueKey)) fail('INVALID_ENDORSEMENT', 'the AS answered with the latest version of another UE');
+    this.#latest.set(`${ledgerId}#${toHex(ueKey)}`, { at: Date.now(), v });
+    return { proven: res.latest as ProvenTx, verified: v };
   }
 
   /** Partial endorsement (VER-5): public key and termination time only. */

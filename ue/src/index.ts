@@ -9,3 +9,4 @@ export * from './registration.ts';
 export * from './records.ts';
 export * from './client.ts';
 export * from './fleet.ts';
+export * from './usecases.ts';
