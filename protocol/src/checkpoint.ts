@@ -261,11 +261,11 @@ export function parseCheckpoint(note: string): ParsedCheckpoint {
     if (!isValidKeyName(name)) fail('INVALID_CHECKPOINT', 'checkpoint: invalid key name in a signature line');
     const blob = parseBase64(sig64, 'signature');
     if (blob.length < 5) fail('INVALID_CHECKPOINT', 'checkpoint: signature too short');
-    const keyId = blob.slice(0, 4);
+    const keyId = blob.subarray(0, 4);
     const id = `${name} ${b64(keyId)}`;
     if (seen.has(id)) fail('INVALID_CHECKPOINT', `checkpoint: duplicate signature by ${name}`);
     seen.add(id);
-    signatures.push({ name, keyId, signature: blob.slice(4) });
+    signatures.push({ name, keyId, signature: blob.subarray(4) });
   }
   return { ...body, text, signatures };
 }

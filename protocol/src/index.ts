@@ -9,3 +9,6 @@ export * from './bytes.ts';
 export * from './suites.ts';
 export * from './identity.ts';
 export * from './pki.ts';
+export * from './merkle.ts';
+export * from './smt.ts';
+export * from './checkpoint.ts';

@@ -37,9 +37,10 @@ export const MAX_PROOF_LENGTH = 64;
 // crypto.hash over a reused scratch buffer is ~2x faster than createHash with three updates.
 const SCRATCH = Buffer.alloc(4096);
 
-// A Buffer is a Uint8Array: hashes are returned as is, one allocation each.
+// Hashes are plain Uint8Arrays over the digest's own memory (not the Buffer: Buffer#slice
+// is a view, and callers copy hashes with slice).
 function finish(d: Buffer): Uint8Array {
-  return d;
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** Root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1). */

@@ -31,7 +31,12 @@
  * Nodes are versioned and immutable (as in Diem's Jellyfish Merkle tree): an update at version
  * v writes new nodes under (v, path) and never rewrites an old one, so every historical root
  * stays provable and a database store writes sequentially. Storage is pluggable through
- * {@link SmtNodeStore}; {@link MemorySmtStore} and {@link SmtOverlay} are provided.
+ * {@link SmtNodeStore}; {@link MemorySmtStore}, {@link SmtOverlay} and {@link NO_SMT_STORE}
+ * are provided, and {@link encodeSmtChunks} / {@link decodeSmtChunk} give a database store its
+ * row format (the nodes of one version under one 4-level subtree per row). Every node read
+ * is checked against the hash its parent recorded. A leaf may carry an `aux` integer for its
+ * owner (not hashed). {@link SmtReplay} computes the same roots with a mutable trie, for
+ * replaying history quickly.
  */
 import { hash as oneShot } from 'node:crypto';
 import type { LatestProof } from '../../proto/gen/divs/v1/common.ts';
@@ -56,8 +61,14 @@ function digest65(tag: number, a: Uint8Array, b: Uint8Array): Uint8Array {
   SCRATCH[0] = tag;
   SCRATCH.set(a, 1);
   SCRATCH.set(b, 33);
-  // a Buffer is a Uint8Array: returned as is, one allocation per hash
-  return oneShot('sha256', SCRATCH, 'buffer');
+  const d = oneShot('sha256', SCRATCH, 'buffer');
+  // a plain Uint8Array, not the Buffer: Buffer#slice would share memory where callers copy
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+}
+
+/** A true copy as a plain Uint8Array (`slice` on a Buffer, e.g. a SQLite row, is a view). */
+function copyOf(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
 }
 
 /** Leaf hash: SHA-256(0x02 || key || value). */
@@ -147,24 +158,21 @@ export function smtPathFromBytes(b: Uint8Array): SmtPath {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
-/** A leaf node (hash computed). */
-export function smtLeaf(key: Uint8Array, value: Uint8Array, aux = 0): SmtLeaf {
-  return { kind: 'leaf', key, value, aux, hash: smtLeafHash(key, value) };
-}
-
-// Nodes decoded from storage hash themselves on first use: a storage row holds several nodes
-// and a reader usually needs one, while each node read is checked against its parent's hash
-// anyway (so the hash is computed exactly when it is needed, and never for stale neighbours).
-class DecodedLeaf implements SmtLeaf {
+// Every node is one of two classes (one object shape each, which keeps the hot paths
+// monomorphic). A node built by an update gets its hash at once; a node decoded from storage
+// hashes itself on first use: a storage row holds several nodes and a reader usually needs
+// one, and each node read is checked against its parent's hash anyway.
+class LeafNode implements SmtLeaf {
   readonly kind = 'leaf' as const;
   readonly key: Uint8Array;
   readonly value: Uint8Array;
   readonly aux: number;
   #hash: Uint8Array | undefined;
-  constructor(key: Uint8Array, value: Uint8Array, aux: number) {
+  constructor(key: Uint8Array, value: Uint8Array, aux: number, hash?: Uint8Array) {
     this.key = key;
     this.value = value;
     this.aux = aux;
+    this.#hash = hash;
   }
   get hash(): Uint8Array {
     this.#hash ??= smtLeafHash(this.key, this.value);
@@ -172,14 +180,15 @@ class DecodedLeaf implements SmtLeaf {
   }
 }
 
-class DecodedBranch implements SmtBranch {
+class BranchNode implements SmtBranch {
   readonly kind = 'branch' as const;
   readonly left: SmtRef | null;
   readonly right: SmtRef | null;
   #hash: Uint8Array | undefined;
-  constructor(left: SmtRef | null, right: SmtRef | null) {
+  constructor(left: SmtRef | null, right: SmtRef | null, hash?: Uint8Array) {
     this.left = left;
     this.right = right;
+    this.#hash = hash;
   }
   get hash(): Uint8Array {
     this.#hash ??= smtNodeHash(this.left?.hash ?? SMT_EMPTY, this.right?.hash ?? SMT_EMPTY);
@@ -187,9 +196,14 @@ class DecodedBranch implements SmtBranch {
   }
 }
 
+/** A leaf node (hash computed). */
+export function smtLeaf(key: Uint8Array, value: Uint8Array, aux = 0): SmtLeaf {
+  return new LeafNode(key, value, aux, smtLeafHash(key, value));
+}
+
 /** A branch node (hash computed). */
 export function smtBranch(left: SmtRef | null, right: SmtRef | null): SmtBranch {
-  return { kind: 'branch', left, right, hash: smtNodeHash(left?.hash ?? SMT_EMPTY, right?.hash ?? SMT_EMPTY) };
+  return new BranchNode(left, right, smtNodeHash(left?.hash ?? SMT_EMPTY, right?.hash ?? SMT_EMPTY));
 }
 
 /**
@@ -259,7 +273,7 @@ function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
 }
 
 function readRef(b: Uint8Array, o: number): SmtRef {
-  return { version: readU64(b, o), hash: b.slice(o + 8, o + 40) };
+  return { version: readU64(b, o), hash: copyOf(b.subarray(o + 8, o + 40)), node: undefined };
 }
 
 /** Length of the encoded node starting at b[o], or -1 when it is not a valid node start. */
@@ -279,7 +293,7 @@ export function decodeSmtNode(b: Uint8Array): SmtNode {
   const len = encodedLength(b, 0);
   if (len < 0) fail('INVALID_ARGUMENT', 'smt: unknown node type or bad branch flags');
   if (b.length !== len) fail('INVALID_ARGUMENT', 'smt: bad node length');
-  if (b[0] === 0x02) return new DecodedLeaf(b.slice(1, 33), b.slice(33, 65), readU64(b, 65));
+  if (b[0] === 0x02) return new LeafNode(copyOf(b.subarray(1, 33)), copyOf(b.subarray(33, 65)), readU64(b, 65));
   const flags = b[1] as number;
   let o = 2;
   let left: SmtRef | null = null;
@@ -289,7 +303,7 @@ export function decodeSmtNode(b: Uint8Array): SmtNode {
     o += 40;
   }
   if (flags & 2) right = readRef(b, o);
-  return new DecodedBranch(left, right);
+  return new BranchNode(left, right);
 }
 
 // ---------------------------------------------------------------- storage chunks
@@ -329,20 +343,26 @@ export interface SmtChunk {
 
 /** Groups nodes into storage chunks, sorted by (version, path): deterministic, so a verifier can compare rows byte for byte. */
 export function encodeSmtChunks(nodes: readonly SmtStoredNode[], stride: number = SMT_CHUNK_STRIDE): SmtChunk[] {
-  const groups = new Map<string, { version: number; path: SmtPath; size: number; members: SmtStoredNode[] }>();
+  type Group = { version: number; path: SmtPath; size: number; members: SmtStoredNode[] };
+  // version -> chunk path -> group (nested maps: no composite string keys to build)
+  const byVersion = new Map<number, Map<SmtPath, Group>>();
   for (const n of nodes) {
     const cp = smtChunkPath(n.path, stride);
-    const k = `${n.version}/${cp}`;
-    let g = groups.get(k);
+    let groups = byVersion.get(n.version);
+    if (groups === undefined) {
+      groups = new Map();
+      byVersion.set(n.version, groups);
+    }
+    let g = groups.get(cp);
     if (g === undefined) {
       g = { version: n.version, path: cp, size: 0, members: [] };
-      groups.set(k, g);
+      groups.set(cp, g);
     }
     g.members.push(n);
     g.size += 1 + n.path.length + encodedSize(n.node);
   }
   const out: SmtChunk[] = [];
-  for (const g of groups.values()) {
+  for (const g of [...byVersion.values()].flatMap((m) => [...m.values()])) {
     g.members.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     // one allocation per row, nodes written in place
     const bytes = new Uint8Array(g.size);
@@ -438,23 +458,30 @@ export const NO_SMT_STORE: SmtNodeStore = {
  */
 export class SmtOverlay implements SmtNodeStore {
   readonly base: SmtNodeStore;
-  readonly #own = new Map<string, SmtStoredNode>();
+  readonly #own = new Map<number, Map<SmtPath, SmtStoredNode>>();
 
   constructor(base: SmtNodeStore) {
     this.base = base;
   }
 
   get(version: number, path: SmtPath): SmtNode | undefined {
-    return this.#own.get(slot(version, path))?.node ?? this.base.get(version, path);
+    return this.#own.get(version)?.get(path)?.node ?? this.base.get(version, path);
   }
 
   put(nodes: readonly SmtStoredNode[]): void {
-    for (const n of nodes) this.#own.set(slot(n.version, n.path), n);
+    for (const n of nodes) {
+      let m = this.#own.get(n.version);
+      if (m === undefined) {
+        m = new Map();
+        this.#own.set(n.version, m);
+      }
+      m.set(n.path, n);
+    }
   }
 
-  /** The staged nodes, in the order first staged. */
+  /** The staged nodes, by version, in the order first staged. */
   nodes(): SmtStoredNode[] {
-    return [...this.#own.values()];
+    return [...this.#own.values()].flatMap((m) => [...m.values()]);
   }
 }
 
@@ -555,7 +582,7 @@ export class SparseMerkleTree {
     let ref = this.#root;
     for (let depth = 0; ref !== null; depth++) {
       const node = this.#read(ref, key, depth);
-      if (node.kind === 'leaf') return sameHash(node.key, key) ? { value: node.value.slice(), aux: node.aux } : undefined;
+      if (node.kind === 'leaf') return sameHash(node.key, key) ? { value: copyOf(node.value), aux: node.aux } : undefined;
       ref = keyBit(key, depth) === 1 ? node.right : node.left;
     }
     return undefined;
@@ -566,15 +593,15 @@ export class SparseMerkleTree {
     if (!(key instanceof Uint8Array) || key.length !== SMT_KEY_LENGTH) fail('INVALID_ARGUMENT', 'smt: key must be 32 bytes');
     const bitmap = new Uint8Array(32);
     const siblings: Uint8Array[] = [];
-    const proof: LatestProof = { ueKey: key.slice(), value: new Uint8Array(0), bitmap, siblings, otherKey: new Uint8Array(0), otherValue: new Uint8Array(0) };
+    const proof: LatestProof = { ueKey: copyOf(key), value: new Uint8Array(0), bitmap, siblings, otherKey: new Uint8Array(0), otherValue: new Uint8Array(0) };
     let ref = this.#root;
     for (let depth = 0; ref !== null; depth++) {
       const node = this.#read(ref, key, depth);
       if (node.kind === 'leaf') {
-        if (equalBytes(node.key, key)) proof.value = node.value.slice();
+        if (equalBytes(node.key, key)) proof.value = copyOf(node.value);
         else {
-          proof.otherKey = node.key.slice();
-          proof.otherValue = node.value.slice();
+          proof.otherKey = copyOf(node.key);
+          proof.otherValue = copyOf(node.value);
         }
         break;
       }
@@ -582,7 +609,7 @@ export class SparseMerkleTree {
       const sib = right ? node.left : node.right;
       if (sib !== null) {
         bitmap[depth >> 3] = (bitmap[depth >> 3] as number) | (0x80 >> (depth & 7));
-        siblings.push(sib.hash.slice());
+        siblings.push(copyOf(sib.hash));
       }
       ref = right ? node.right : node.left;
     }
@@ -601,7 +628,7 @@ export class SparseMerkleTree {
     for (const [key, value, aux = 0] of entries) {
       checkKV(key, value);
       if (!Number.isSafeInteger(aux) || aux < 0) fail('INVALID_ARGUMENT', 'smt: aux must be a non-negative integer');
-      byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), { key: key.slice(), value: value.slice(), aux });
+      byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), { key: copyOf(key), value: copyOf(value), aux });
     }
     if (byKey.size === 0) return { version, root: this.#root, nodes: [], replaced: [] };
     const sorted = [...byKey.values()].sort((a, b) => compareKeys(a.key, b.key));
@@ -610,7 +637,7 @@ export class SparseMerkleTree {
     const linkDepth = this.#linkDepth;
     const write = (path: SmtPath, depth: number, node: SmtNode): SmtRef => {
       nodes.push({ version, path, node });
-      return depth < linkDepth ? { version, hash: node.hash, node } : { version, hash: node.hash };
+      return { version, hash: node.hash, node: depth < linkDepth ? node : undefined };
     };
     // First index in [lo, hi) whose bit `depth` is 1 (entries are sorted and share the prefix).
     const split = (list: readonly Entry[], lo: number, hi: number, depth: number): number => {
@@ -676,6 +703,98 @@ export class SparseMerkleTree {
     this.apply(this.stage(entries, version));
     return this.rootHash;
   }
+}
+
+// ---------------------------------------------------------------- replay
+
+interface ReplayLeaf {
+  leaf: true;
+  key: Uint8Array;
+  value: Uint8Array;
+  aux: number;
+  hash: Uint8Array | null;
+}
+
+interface ReplayBranch {
+  leaf: false;
+  left: ReplayNode | null;
+  right: ReplayNode | null;
+  hash: Uint8Array | null;
+}
+
+type ReplayNode = ReplayLeaf | ReplayBranch;
+
+/**
+ * The same tree (same hashing, same shape, same roots) as a mutable in-memory trie, for
+ * replaying history fast: updates mark their path dirty and {@link rootHash} rehashes only
+ * dirty nodes, with no versions, paths or stored nodes to build. A ledger replays its txs
+ * through it on open to check every block's state root; {@link SparseMerkleTree} is what
+ * serves proofs.
+ */
+export class SmtReplay {
+  #root: ReplayNode | null = null;
+  #size = 0;
+
+  /** Number of keys. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Sets `key` to `value` (with `aux`); returns the aux of the value it replaced, if any. */
+  set(key: Uint8Array, value: Uint8Array, aux = 0): number | undefined {
+    checkKV(key, value);
+    const fresh: ReplayLeaf = { leaf: true, key: copyOf(key), value: copyOf(value), aux, hash: null };
+    if (this.#root === null) {
+      this.#root = fresh;
+      this.#size++;
+      return undefined;
+    }
+    let parent: ReplayBranch | null = null;
+    let node: ReplayNode = this.#root;
+    let depth = 0;
+    while (!node.leaf) {
+      node.hash = null;
+      parent = node;
+      const right = keyBit(key, depth) === 1;
+      const child: ReplayNode | null = right ? node.right : node.left;
+      depth++;
+      if (child === null) {
+        if (right) node.right = fresh;
+        else node.left = fresh;
+        this.#size++;
+        return undefined;
+      }
+      node = child;
+    }
+    if (sameHash(node.key, key)) {
+      const prev = node.aux;
+      node.value = fresh.value;
+      node.aux = aux;
+      node.hash = null;
+      return prev;
+    }
+    // a lone leaf of another key: push both down to where their keys part
+    let split = depth;
+    while (keyBit(key, split) === keyBit(node.key, split)) split++;
+    let sub: ReplayBranch = keyBit(key, split) === 1 ? { leaf: false, left: node, right: fresh, hash: null } : { leaf: false, left: fresh, right: node, hash: null };
+    for (let d = split - 1; d >= depth; d--) sub = keyBit(key, d) === 1 ? { leaf: false, left: null, right: sub, hash: null } : { leaf: false, left: sub, right: null, hash: null };
+    if (parent === null) this.#root = sub;
+    else if (keyBit(key, depth - 1) === 1) parent.right = sub;
+    else parent.left = sub;
+    this.#size++;
+    return undefined;
+  }
+
+  /** The root hash, rehashing what changed since the last call. */
+  get rootHash(): Uint8Array {
+    return this.#root === null ? SMT_EMPTY : hashReplay(this.#root);
+  }
+}
+
+function hashReplay(n: ReplayNode): Uint8Array {
+  if (n.hash !== null) return n.hash;
+  n.hash = n.leaf ? smtLeafHash(n.key, n.value) : smtNodeHash(n.left === null ? SMT_EMPTY : hashReplay(n.left), n.right === null ? SMT_EMPTY : hashReplay(n.right));
+  return n.hash;
 }
 
 // ---------------------------------------------------------------- verification

@@ -10,12 +10,17 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   MemorySmtStore,
+  NO_SMT_STORE,
   SMT_EMPTY,
   SmtOverlay,
+  SmtReplay,
   SparseMerkleTree,
   assertLatest,
+  decodeSmtChunk,
   decodeSmtNode,
+  encodeSmtChunks,
   encodeSmtNode,
+  smtChunkPath,
   keyBit,
   smtBranch,
   smtLeaf,
@@ -88,19 +93,34 @@ describe('sparse Merkle tree', () => {
     fc.assert(
       fc.property(fc.array(batchArb, { minLength: 1, maxLength: 8 }), (batches) => {
         const tree = new SparseMerkleTree(new MemorySmtStore());
+        const replay = new SmtReplay();
         const model = new Map<string, Uint8Array>();
         const keys = new Map<string, Uint8Array>();
+        const auxOf = new Map<string, number>();
         let version = 1;
         for (const batch of batches) {
-          const entries = batch.map(([k, v]) => [k, val(v)] as [Uint8Array, Uint8Array]);
+          const entries = batch.map(([k, v]) => [k, val(v), v] as [Uint8Array, Uint8Array, number]);
           for (const [k, v] of entries) {
             model.set(hex(k), v);
             keys.set(hex(k), k);
           }
-          tree.update(entries, version++);
+          const staged = tree.stage(entries, version++);
+          tree.apply(staged);
           const want = oracleRoot([...keys.values()].map((k) => [k, model.get(hex(k)) as Uint8Array]));
           expect(hex(tree.rootHash)).toBe(hex(want));
+          // the mutable replay trie reaches the same root and reports the same replaced leaves
+          const last = new Map(entries.map((e) => [hex(e[0]), e]));
+          const replacedByReplay: [string, number][] = [];
+          for (const [h, [k, v, a]] of last) {
+            const prev = replay.set(k, v, a);
+            if (prev !== undefined) replacedByReplay.push([h, prev]);
+            expect(prev).toBe(auxOf.get(h));
+            auxOf.set(h, a);
+          }
+          expect(hex(replay.rootHash)).toBe(hex(want));
+          expect(staged.replaced.map((l) => [hex(l.key), l.aux]).sort()).toEqual(replacedByReplay.sort());
         }
+        expect(replay.size).toBe(keys.size);
         expectProofs(tree, model, [...keys.values(), key(999), key(1000), ...DEEP]);
       }),
       { numRuns: 40 },
@@ -290,5 +310,59 @@ describe('sparse Merkle tree', () => {
     const q = tree.prove(absent);
     expect(q.value.length).toBe(0);
     expect(verifyLatestProof(q, tree.rootHash)).toBe(true);
+  });
+
+  it('[GEN-6] aux travels with a leaf (not hashed); a batch reports the leaves it replaced', () => {
+    const tree = new SparseMerkleTree(new MemorySmtStore());
+    tree.update([[key(1), val(1), 7], [key(2), val(2), 8]], 1);
+    const plain = new SparseMerkleTree(new MemorySmtStore());
+    plain.update([[key(1), val(1)], [key(2), val(2)]], 1);
+    expect(hex(tree.rootHash)).toBe(hex(plain.rootHash));
+    expect(tree.lookupLeaf(key(1))).toEqual({ value: val(1), aux: 7 });
+    const b = tree.stage([[key(1), val(3), 9], [key(4), val(4), 10]], 2);
+    expect(b.replaced.map((l) => [hex(l.key), l.aux])).toEqual([[hex(key(1)), 7]]);
+    tree.apply(b);
+    expect(tree.lookupLeaf(key(1))?.aux).toBe(9);
+    expect(tree.lookupLeaf(key(2))?.aux).toBe(8);
+    expect(tree.lookupLeaf(key(3))).toBeUndefined();
+    expect(() => tree.stage([[key(5), val(5), -1]], 3)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+
+  it('[FW-BC] a linked in-memory tree and a stored tree agree on every root and proof', () => {
+    const linked = new SparseMerkleTree(NO_SMT_STORE, null, { link: true });
+    const partly = new SparseMerkleTree(new MemorySmtStore(), null, { link: 3 });
+    const stored = new SparseMerkleTree(new MemorySmtStore());
+    for (let v = 1; v <= 6; v++) {
+      const entries = Array.from({ length: 15 }, (_, i) => [key((v * 37 + i * 11) % 60), val(v * 100 + i), i] as [Uint8Array, Uint8Array, number]);
+      for (const t of [linked, partly, stored]) t.update(entries, v);
+      expect(hex(linked.rootHash)).toBe(hex(stored.rootHash));
+      expect(hex(partly.rootHash)).toBe(hex(stored.rootHash));
+    }
+    for (let i = 0; i < 64; i++) {
+      const p = stored.prove(key(i));
+      expect(linked.prove(key(i))).toEqual(p);
+      expect(partly.prove(key(i))).toEqual(p);
+    }
+  });
+
+  it('[FW-BC] storage chunks group the nodes of a version by 4-level subtree, round-trip, and reject malformed rows', () => {
+    const tree = new SparseMerkleTree(new MemorySmtStore());
+    const batch = tree.stage(Array.from({ length: 40 }, (_, i) => [key(i), val(i), i] as [Uint8Array, Uint8Array, number]), 5);
+    const chunks = encodeSmtChunks(batch.nodes);
+    expect(chunks.length).toBeLessThan(batch.nodes.length);
+    const back = chunks.flatMap((c) => decodeSmtChunk(c));
+    expect(back.length).toBe(batch.nodes.length);
+    const byPath = new Map(batch.nodes.map((n) => [n.path, n]));
+    for (const n of back) {
+      expect(n.version).toBe(5);
+      expect(hex(n.node.hash)).toBe(hex(byPath.get(n.path)?.node.hash as Uint8Array));
+      expect(smtChunkPath(n.path)).toBe(chunks.find((c) => decodeSmtChunk(c).some((m) => m.path === n.path))?.path);
+    }
+    expect(encodeSmtChunks(batch.nodes).map((c) => hex(c.bytes))).toEqual(chunks.map((c) => hex(c.bytes)));
+    const c = chunks.find((x) => x.bytes.length > 80) as (typeof chunks)[number];
+    const bad: Uint8Array[] = [new Uint8Array(0), c.bytes.subarray(0, c.bytes.length - 1), new Uint8Array([1, 0]), new Uint8Array([...c.bytes, 0])];
+    for (const b of bad) expect(() => decodeSmtChunk({ ...c, bytes: b })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const other = chunks.find((x) => x.path !== c.path) as (typeof chunks)[number];
+    expect(() => decodeSmtChunk({ ...c, path: other.path })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });

@@ -45,9 +45,9 @@ import { equalBytes } from '../../../protocol/src/bytes.ts';
 import { DivsError, fail } from '../../../protocol/src/errors.ts';
 import { MerkleFrontier, consistencyProof, inclusionProof, leafHash, verifyConsistency, verifyInclusion, type NewSubtree, type SubtreeHash } from '../../../protocol/src/merkle.ts';
 import {
-  NO_SMT_STORE,
   SMT_EMPTY,
   SmtOverlay,
+  SmtReplay,
   SparseMerkleTree,
   decodeSmtChunk,
   encodeSmtChunks,
@@ -74,10 +74,11 @@ const DEFAULT_MAX_ITEMS = 10_000;
 const DEFAULT_MAX_TX_BYTES = 4 * 1024 * 1024;
 const MAX_APPEND_BYTES = 256 * 1024 * 1024;
 /**
- * SMT nodes kept in memory: the live tree of ~250k UEs (two nodes per UE, ~200 bytes each);
- * beyond that the deepest, least recently written nodes are read back from SQLite.
+ * Default number of state-tree nodes cached below the linked top (~350 bytes each, so ~90 MB):
+ * the whole tree of ~100k UEs; beyond that the least recently cached nodes are read back from
+ * SQLite when needed.
  */
-const SMT_CACHE_NODES = 1 << 19;
+const DEFAULT_SMT_CACHE_NODES = 1 << 18;
 /**
  * The state tree's top levels stay linked in memory (nodes shallower than this depth: at most
  * 2^17 positions, ~40 MB): every update and proof walks them, so they never go through the
@@ -130,6 +131,8 @@ export interface LocalLedgerOptions {
   maxItems?: number;
   /** Largest tx in bytes (MESSAGE_TOO_LARGE beyond). Default 4 MiB. */
   maxTxBytes?: number;
+  /** State-tree nodes cached in memory below the linked top levels. Default 262,144. */
+  smtCacheNodes?: number;
 }
 
 interface State {
@@ -234,11 +237,13 @@ function* paged<R>(fetch: (after: R | undefined) => R[]): Generator<R> {
  */
 class SqliteSmtStore implements SmtNodeStore {
   readonly #s: Statements;
+  readonly #max: number;
   // position -> newest node there: the live tree (older versions are only read for history)
   readonly #cache = new Map<SmtPath, SmtStoredNode>();
 
-  constructor(s: Statements) {
+  constructor(s: Statements, maxCached: number) {
     this.#s = s;
+    this.#max = maxCached;
   }
 
   get(version: number, path: SmtPath): SmtNode | undefined {
@@ -271,9 +276,9 @@ class SqliteSmtStore implements SmtNodeStore {
   }
 
   #remember(n: SmtStoredNode): void {
-    if (!this.#cache.has(n.path) && this.#cache.size >= SMT_CACHE_NODES) {
+    if (!this.#cache.has(n.path) && this.#cache.size >= this.#max) {
       // bounded: drop the oldest-inserted eighth (Map iterates in insertion order)
-      let drop = SMT_CACHE_NODES >> 3;
+      let drop = Math.max(1, this.#max >> 3);
       for (const key of this.#cache.keys()) {
         this.#cache.delete(key);
         if (--drop === 0) break;
@@ -324,7 +329,7 @@ export class LocalLedger implements Ledger {
     this.#now = opts.now ?? Date.now;
     this.#maxItems = opts.maxItems ?? DEFAULT_MAX_ITEMS;
     this.#maxTxBytes = opts.maxTxBytes ?? DEFAULT_MAX_TX_BYTES;
-    this.#smtStore = new SqliteSmtStore(s);
+    this.#smtStore = new SqliteSmtStore(s, opts.smtCacheNodes ?? DEFAULT_SMT_CACHE_NODES);
     this.#smt = new SparseMerkleTree(this.#smtStore, state.smtRoot, { link: SMT_LINK_DEPTH });
     this.#state = state;
   }
@@ -631,9 +636,11 @@ export class LocalLedger implements Ledger {
     if (limit <= 0) return [];
     const rows = this.#s.blocksFrom.all(fromHeight - 1, limit) as BlockRow[];
     return rows.map((b) => {
-      const h = BlockHeader.decode(b.header);
-      const txs = (this.#s.txsFrom.all(h.firstTxId - 1, h.txCount) as TxRow[]).map((r) => this.#entry(r).tx);
-      return { header: copy(b.header), hash: copy(b.hash), height: b.height, txs };
+      if (!isBlob(b.header) || !isBlob(b.hash, 32) || !equalBytes(sha256(b.header), b.hash)) tampered(`block ${b.height}: hash does not match the header`);
+      const h = decodeHeader(b.header, b.height);
+      const txRows = this.#s.txsFrom.all(h.firstTxId - 1, h.txCount) as TxRow[];
+      if (txRows.length !== h.txCount || txRows.some((r, i) => r.tx_id !== h.firstTxId + i)) tampered(`block ${b.height}: txs are missing`);
+      return { header: copy(b.header), hash: copy(b.hash), height: b.height, txs: txRows.map((r) => this.#entry(r).tx) };
     });
   }
 
@@ -665,6 +672,7 @@ function checkOptions(o: LocalLedgerOptions): void {
   for (const [k, v] of [
     ['maxItems', o.maxItems],
     ['maxTxBytes', o.maxTxBytes],
+    ['smtCacheNodes', o.smtCacheNodes],
   ] as const) {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) fail('CONFIG_INVALID', `${k} must be a positive integer`);
   }
@@ -703,8 +711,9 @@ function verifyAll(s: Statements, ledgerId: string): State {
   const checkpoints = paged<{ tree_size: number; note: string }>((a) => s.checkpointsFrom.all(a ? a.tree_size : -1, 256) as { tree_size: number; note: string }[]);
 
   const frontier = MerkleFrontier.empty();
-  // the replayed tree lives in memory, linked: no store lookups, old versions garbage-collected
-  const smt = new SparseMerkleTree(NO_SMT_STORE, null, { link: true });
+  // the state tree replayed as a mutable in-memory trie (same roots, a fraction of the work)
+  const smt = new SmtReplay();
+  let smtVersion: number | null = null;
   let height = 0;
   let size = 0;
   let prev: Uint8Array = GENESIS_PREV;
@@ -747,7 +756,7 @@ function verifyAll(s: Statements, ledgerId: string): State {
     if (hd.timestampMs < lastTimestamp) tampered(`block ${h}: timestamp goes backwards`);
 
     const updates: [Uint8Array, Uint8Array, number][] = [];
-    const prevs: { txId: number; key: string; prev: unknown }[] = [];
+    const prevs: { prev: unknown }[] = [];
     const ues = new Set<string>();
     for (let j = 0; j < hd.txCount; j++) {
       const next = txs.next();
@@ -764,7 +773,7 @@ function verifyAll(s: Statements, ledgerId: string): State {
         if (ues.has(k)) tampered(`block ${h}: two versions of one UE key`);
         ues.add(k);
         updates.push([t.ue_key, leaf, size]);
-        prevs.push({ txId: size, key: k, prev: t.prev_tx_id });
+        prevs.push({ prev: t.prev_tx_id });
       } else if (t.prev_tx_id !== null) tampered(`tx ${size}: previous-version pointer without a UE key`);
       for (const n of frontier.push(leaf)) {
         const r = tree.next();
@@ -781,14 +790,16 @@ function verifyAll(s: Statements, ledgerId: string): State {
       // them is checked against its parent's hash, down from the state root this replay
       // verified, so an altered or missing row can never yield a wrong answer — only
       // LEDGER_TAMPERED when it is read. (Comparing them would double the cost of opening.)
-      const batch = smt.stage(updates, h);
       // each UE tx must point at the version it replaced (the history walk depends on it)
-      const replaced = new Map(batch.replaced.map((l) => [hexKey(l.key), l.aux]));
-      for (const p of prevs) if (p.prev !== (replaced.get(p.key) ?? null)) tampered(`tx ${p.txId}: previous-version pointer was altered`);
-      smt.apply(batch);
+      for (let i = 0; i < updates.length; i++) {
+        const [key, leaf, txId] = updates[i] as [Uint8Array, Uint8Array, number];
+        const replaced = smt.set(key, leaf, txId);
+        if ((prevs[i] as { prev: unknown }).prev !== (replaced ?? null)) tampered(`tx ${txId}: previous-version pointer was altered`);
+      }
+      smtVersion = h;
     }
     if (!equalBytes(smt.rootHash, hd.stateRoot)) tampered(`block ${h}: state_root does not match the UE keys of the txs`);
-    if (b.smt_version !== (smt.root?.version ?? null)) tampered(`block ${h}: state-tree version pointer was altered`);
+    if (b.smt_version !== smtVersion) tampered(`block ${h}: state-tree version pointer was altered`);
 
     prev = b.hash;
     lastTimestamp = hd.timestampMs;
@@ -806,7 +817,7 @@ function verifyAll(s: Statements, ledgerId: string): State {
   if (counts.blocks !== height || counts.txs !== size || counts.tree !== treeRows) tampered('row counts do not match the chain');
   // The latest checkpoint must be the one for the final state (and it is: it was matched last).
   if (parseCheckpoint(note).size !== size) tampered(`the latest checkpoint is for size ${parseCheckpoint(note).size}, the ledger has ${size}`);
-  // unlinked root: the ledger reads its tree through the bounded store, not the replay's nodes
-  const r = smt.root;
-  return { height, size, frontier, rootHash: frontier.root(), lastBlockHash: prev, lastTimestamp, smtRoot: r ? { version: r.version, hash: r.hash } : null, note };
+  // the served tree is read through the store from this (verified) root
+  const smtRoot = smtVersion === null ? null : { version: smtVersion, hash: smt.rootHash };
+  return { height, size, frontier, rootHash: frontier.root(), lastBlockHash: prev, lastTimestamp, smtRoot, note };
 }

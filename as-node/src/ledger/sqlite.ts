@@ -46,6 +46,12 @@ export function openDatabase(path: string): Db {
   let db: Db | undefined;
   try {
     db = new Database(path, { timeout: 0 });
+  } catch (e) {
+    // e.g. the directory does not exist or is not writable: a configuration problem
+    const mapped = sqliteError(e, 'ledger open', 'CONFIG_INVALID');
+    throw mapped.code === 'UNAVAILABLE' || mapped.code === 'LEDGER_CORRUPT' ? mapped : new DivsError('CONFIG_INVALID', `cannot open the ledger file ${path}`, { cause: e });
+  }
+  try {
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = FULL');

@@ -53,7 +53,12 @@ export interface LedgerInfo {
 export interface Ledger {
   readonly ledgerId: string;
   info(): LedgerInfo;
-  /** Appends items as one block, atomically (all or nothing), and signs a new checkpoint. */
+  /**
+   * Appends items as one block, atomically (all or nothing), and signs a new checkpoint. A
+   * block holds at most one version per UE key (so its state root commits to every tx's UE):
+   * when a key repeats within `items`, the append is cut into consecutive blocks before each
+   * repeat — still one atomic write and one checkpoint, entries in order.
+   */
   append(items: AppendItem[]): Promise<LedgerEntry[]>;
   get(txId: number): LedgerEntry | undefined;
   /** Entries whose AppendItem named this UE key, oldest first. */
