@@ -3,9 +3,8 @@
  * AS node configuration: one zod schema, loaded from a JSON file and/or DIVS_AS_* environment
  * variables, with errors that name the bad field.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { fail } from '../../protocol/src/errors.ts';
+import { configFromEnv, parseConfig, readConfigFile } from '../../platform/src/config.ts';
 
 const role = z.enum(['consumer', 'peer', 'admin']);
 
@@ -60,6 +59,35 @@ export const AsConfigSchema = z.object({
   maxBatch: z.number().int().min(1).max(100_000).default(10_000),
   /** Oldest accepted registration created_at, in seconds. */
   registrationMaxAgeSec: z.number().int().min(1).default(86_400),
+  /**
+   * Ledger backend: `local` (one SQLite ledger, the default) or `consortium` (several
+   * operators' AS nodes on one ledger ordered by etcd; see as-node/src/ledger/consortium/README.md).
+   */
+  ledger: z
+    .discriminatedUnion('type', [
+      z.object({ type: z.literal('local') }),
+      z.object({
+        type: z.literal('consortium'),
+        /** Genesis configuration file (JSON), the same for every node. */
+        genesis: z.string().min(1),
+        etcd: z.object({
+          endpoints: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/)).min(1),
+          requestTimeoutMs: z.number().int().min(100).optional(),
+          attemptTimeoutMs: z.number().int().min(50).optional(),
+          prefix: z.string().min(1).optional(),
+        }),
+        /** Token (role `peer` at the other nodes) this node presents for RP-dd sync. */
+        peerToken: z.string().min(16).optional(),
+        peers: z.array(z.string().min(1)).default([]),
+        retainBlocks: z.number().int().min(0).optional(),
+        compactEvery: z.number().int().min(0).optional(),
+        maxBlockTxs: z.number().int().min(1).optional(),
+        maxBlockBytes: z.number().int().min(1024).optional(),
+        turnTimeoutMs: z.number().int().min(0).optional(),
+        syncTimeoutMs: z.number().int().min(0).optional(),
+      }),
+    ])
+    .default({ type: 'local' }),
 });
 
 export type AsConfig = z.infer<typeof AsConfigSchema>;
@@ -67,27 +95,11 @@ export type AsConfigInput = z.input<typeof AsConfigSchema>;
 
 /** Validates a config object; CONFIG_INVALID names every bad field. */
 export function parseAsConfig(input: unknown): AsConfig {
-  const r = AsConfigSchema.safeParse(input);
-  if (!r.success) {
-    fail('CONFIG_INVALID', r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-  }
-  return r.data;
+  return parseConfig(AsConfigSchema, input);
 }
 
 /** Reads a JSON config file, then overlays DIVS_AS_DATA_DIR, DIVS_AS_PORT, DIVS_AS_HTTP_PORT, DIVS_AS_CEF. */
 export function loadAsConfig(file?: string, env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): AsConfig {
-  let base: Record<string, unknown> = {};
-  if (file) {
-    try {
-      base = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      fail('CONFIG_INVALID', `${file}: ${(e as Error).message}`);
-    }
-  }
-  const fromEnv: Record<string, unknown> = {};
-  if (env.DIVS_AS_DATA_DIR) fromEnv.dataDir = env.DIVS_AS_DATA_DIR;
-  if (env.DIVS_AS_PORT) fromEnv.port = Number(env.DIVS_AS_PORT);
-  if (env.DIVS_AS_HTTP_PORT) fromEnv.httpPort = Number(env.DIVS_AS_HTTP_PORT);
-  if (env.DIVS_AS_CEF) fromEnv.cef = { address: env.DIVS_AS_CEF };
-  return parseAsConfig({ ...base, ...fromEnv, ...overrides });
+  const fromEnv = configFromEnv(env, 'DIVS_AS', { DATA_DIR: 'dataDir', PORT: ['port', Number], HTTP_PORT: ['httpPort', Number], CEF: ['cef', (address) => ({ address })] });
+  return parseAsConfig({ ...readConfigFile(file), ...fromEnv, ...overrides });
 }
