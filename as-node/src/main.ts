@@ -16,10 +16,10 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { UeRegistrationServiceService } from '../../proto/gen/divs/v1/ue_as.ts';
 import { VerificationDataServiceService } from '../../proto/gen/divs/v1/consumer_as.ts';
-import { LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
+import { ConsortiumServiceService, LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
 import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
-import { createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
+import { chainFromPem, createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
 import { RpcServer, grpc } from '../../platform/src/grpc.ts';
 import { createLogger } from '../../platform/src/log.ts';
 import { Metrics } from '../../platform/src/metrics.ts';
@@ -27,6 +27,8 @@ import type { RunningHttp } from '../../platform/src/http.ts';
 import { MeteredContract } from './metrics.ts';
 import { startAsHttp } from './http.ts';
 import { LocalLedger } from './ledger/local.ts';
+import { ConsortiumLedger } from './ledger/consortium/ledger.ts';
+import { consortiumHandlers, openConsortiumLedger } from './ledger/consortium/node.ts';
 import { Registry } from './registry.ts';
 import { CryptoPool } from './crypto-pool.ts';
 import { EndorsementContract } from './contract.ts';
@@ -103,11 +105,18 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
   const pki = await ensurePki(cfg);
   const key = importPrivateKey(pki.asKeyPem);
   const signer = nodeSigner(key);
-  const certChain = [pemToDer(pki.asCertPem)];
-  const ledger = await LocalLedger.open({ path: join(cfg.dataDir, 'ledger.db'), ledgerId: cfg.ledgerId, signer, signerName: cfg.nodeName, certChain });
+  // the whole chain in the certificate file (AS certificate, then e.g. its operator's CA)
+  const certChain = chainFromPem(pki.asCertPem);
+  const ledgerPath = join(cfg.dataDir, 'ledger.db');
+  const ledger =
+    cfg.ledger.type === 'consortium'
+      ? await openConsortiumLedger(cfg.ledger, { path: ledgerPath, ledgerId: cfg.ledgerId, nodeName: cfg.nodeName, signer, certChain, log })
+      : await LocalLedger.open({ path: ledgerPath, ledgerId: cfg.ledgerId, signer, signerName: cfg.nodeName, certChain });
   const registry = new Registry(join(cfg.dataDir, 'index.db'));
   const replayed = registry.catchUp(ledger);
   if (replayed > 0) log.info({ replayed }, 'index caught up with the ledger');
+  // other operators' endorsements reach the index as their blocks arrive
+  if (ledger instanceof ConsortiumLedger) ledger.onForeignEntries((entries) => registry.index(entries));
   const pool = new CryptoPool(key, cfg.threads);
   const cef = new CefLink({ address: cfg.cef.address, token: cfg.cef.token, stateFile: join(cfg.dataDir, 'cef-subscription.json'), subscriber: cfg.nodeName, log });
   const { grants, consumerToken } = ensureTokens(cfg);
@@ -142,6 +151,7 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
     .add(UeRegistrationServiceService, ueHandlers(contract))
     .add(VerificationDataServiceService, queryHandlers(contract, auth, pool, certChain))
     .add(LedgerSyncServiceService, syncHandlers(ledger, auth));
+  if (ledger instanceof ConsortiumLedger) server.add(ConsortiumServiceService, consortiumHandlers(ledger, auth));
   const port = await server.listen(cfg.host, cfg.port);
   const url = `${cfg.tls.enabled ? 'grpcs' : 'grpc'}://${cfg.host}:${port}`;
   entryAddress.asUrls.push(...(cfg.publicUrls.length > 0 ? cfg.publicUrls : [url]));

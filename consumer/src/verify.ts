@@ -38,6 +38,7 @@ import { leafHash, verifyInclusion } from '../../protocol/src/merkle.ts';
 import { verifyLatestProof } from '../../protocol/src/smt.ts';
 import { verifyCheckpoint } from '../../protocol/src/checkpoint.ts';
 import { verifyRecordSignature, recordHash } from '../../protocol/src/records.ts';
+import { verifyCosignatures, type WitnessPolicy } from './witness.ts';
 
 export interface TrustAnchors {
   /** DER root CA certificates of the consortium(s) this consumer trusts. */
@@ -51,6 +52,8 @@ export interface VerifiedCheckpoint {
   stateRoot: Uint8Array;
   signer: string;
   note: string;
+  /** Witnesses whose signatures were verified, when a witness policy was given. */
+  cosigners?: string[];
 }
 
 export interface VerifiedEndorsement {
@@ -81,19 +84,24 @@ function decodeOr<T>(codec: { decode(b: Uint8Array): T }, b: Uint8Array, what: s
   }
 }
 
-/** Verifies a signed checkpoint against the trust anchors [FW-SU]. */
-export function verifySignedCheckpoint(cp: { note: string; certChain: Uint8Array[] } | undefined, anchors: TrustAnchors, at?: Date): VerifiedCheckpoint {
+/**
+ * Verifies a signed checkpoint against the trust anchors [FW-SU]; with a witness policy, also
+ * that k of its n witnesses signed it (witness.ts; COSIGNATURES_MISSING otherwise) [RP-DD].
+ */
+export function verifySignedCheckpoint(cp: { note: string; certChain: Uint8Array[] } | undefined, anchors: TrustAnchors, at?: Date, witnesses?: WitnessPolicy): VerifiedCheckpoint {
   if (!cp || !cp.note) fail('INVALID_CHECKPOINT', 'checkpoint missing');
   const signer = verifyChain(cp.certChain, anchors.roots, { at, role: 'as' });
   const name = commonName(signer.subject);
   const parsed = verifyCheckpoint(cp.note, name, signer.suite, signer.publicKey);
-  return { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, stateRoot: parsed.stateRoot, signer: name, note: cp.note };
+  const v: VerifiedCheckpoint = { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, stateRoot: parsed.stateRoot, signer: name, note: cp.note };
+  if (witnesses) v.cosigners = verifyCosignatures(cp.note, witnesses).cosigners;
+  return v;
 }
 
 /** Verifies an endorsement with its proofs [VER-3] [FW-SU]; throws a coded error on any failure. */
-export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustAnchors, opts: { ledgerId?: string; at?: Date } = {}): VerifiedEndorsement {
+export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustAnchors, opts: { ledgerId?: string; at?: Date; witnesses?: WitnessPolicy } = {}): VerifiedEndorsement {
   if (!p || p.tx.length === 0) fail('INVALID_ENDORSEMENT', 'no endorsement in the answer');
-  const checkpoint = verifySignedCheckpoint(p.checkpoint, anchors, opts.at);
+  const checkpoint = verifySignedCheckpoint(p.checkpoint, anchors, opts.at, opts.witnesses);
   if (opts.ledgerId && checkpoint.origin !== opts.ledgerId) fail('INVALID_CHECKPOINT', `checkpoint is for ledger ${checkpoint.origin}, not ${opts.ledgerId}`);
   const leaf = leafHash(p.tx);
   const inc = p.inclusion;

@@ -27,10 +27,7 @@ import { fail } from '../../protocol/src/errors.ts';
 
 const SCHEMA_VERSION = 1;
 
-/** Canonical key of a UE chain: its complete identity binding (a new binding starts a new chain). */
-export function ueKeyOf(id: UeIdentity): string {
-  return `${id.imei}|${id.iccid}|${id.eid}|${id.msisdn}`;
-}
+export { ueKeyOf } from './verify/identity.ts';
 
 /** One parsed, validated record ready to store. */
 export interface StoreItem {

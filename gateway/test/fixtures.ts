@@ -61,16 +61,17 @@ export interface FixtureUe {
   alias: string;
 }
 
-/** `count` UEs (fleet identities from `seed`), each endorsed locally at tx ID = index + 1. */
-export async function fixtureUes(count: number, seed = 'gw-fixture', opts: { suite?: Suite; terminationMs?: number; asUrl?: string } = {}): Promise<FixtureUe[]> {
+/** `count` UEs (fleet identities from `seed`), each endorsed locally at tx ID = txBase + index + 1. */
+export async function fixtureUes(count: number, seed = 'gw-fixture', opts: { suite?: Suite; terminationMs?: number; asUrl?: string; txBase?: number } = {}): Promise<FixtureUe[]> {
   const suite = opts.suite ?? SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256;
   const ids = generateFleetIdentities({ count, seed });
   const ks = new NodeKeyStore();
   const out: FixtureUe[] = [];
   for (const [i, id] of ids.entries()) {
     const pk = await ks.generate(id.alias, suite);
-    const txHash = sha256(new Uint8Array([1, i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff]));
-    const tx: TxRef = { txId: i + 1, txHash, entryAddress: { ledgerId: LEDGER_ID, asUrls: [opts.asUrl ?? 'grpc://127.0.0.1:1'] } };
+    const n = (opts.txBase ?? 0) + i;
+    const txHash = sha256(new Uint8Array([1, n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff]));
+    const tx: TxRef = { txId: (opts.txBase ?? 0) + i + 1, txHash, entryAddress: { ledgerId: LEDGER_ID, asUrls: [opts.asUrl ?? 'grpc://127.0.0.1:1'] } };
     const signer = await RecordSigner.open({ identity: id.identity, keystore: ks, alias: id.alias, maxBatchSize: 1 << 20 });
     await signer.updateEndorsement(tx, 1);
     const window = trustedWindow({
@@ -96,4 +97,46 @@ export const encodeRecords = (rs: readonly SignedRecord[]): Uint8Array[] => rs.m
 /** A payload like a smart meter reading. */
 export function reading(i: number): Uint8Array {
   return new TextEncoder().encode(`{"kWh":${(i * 0.37).toFixed(2)},"i":${i}}`);
+}
+
+// ---------------------------------------------------------------- bulk generation (benchmarks)
+
+/** A UE's records as generated in bulk: packed SignedRecord encodings plus the window to judge them. */
+export interface GeneratedChain {
+  data: Uint8Array;
+  offsets: Uint32Array;
+  window: WindowSpec;
+}
+
+export interface BulkOptions {
+  /** UEs per generator thread. */
+  uesPerThread: number;
+  /** Records per UE. */
+  recordsPerUe: number;
+  /** Records per signed batch; 1 = single mode (one signature per record). */
+  batchSize: number;
+  threads?: number;
+  seed?: string;
+}
+
+/**
+ * Generates many UE chains on worker threads with the real UE SDK (RecordSigner), for
+ * benchmarks: returns one packed chain per UE.
+ */
+export async function generateChains(o: BulkOptions): Promise<GeneratedChain[]> {
+  const { Worker } = await import('node:worker_threads');
+  const threads = o.threads ?? 2;
+  const parts = await Promise.all(
+    Array.from({ length: threads }, (_, t) =>
+      new Promise<GeneratedChain[]>((resolve, reject) => {
+        const w = new Worker(new URL('./gen-worker.ts', import.meta.url), { workerData: { ...o, seed: `${o.seed ?? 'bulk'}-${t}`, threadIndex: t } });
+        w.once('message', (m: GeneratedChain[]) => {
+          resolve(m);
+          void w.terminate();
+        });
+        w.once('error', reject);
+      }),
+    ),
+  );
+  return parts.flat();
 }

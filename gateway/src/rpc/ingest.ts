@@ -9,18 +9,31 @@
 import type * as grpc from '@grpc/grpc-js';
 import { IngestResponse, IngestServiceService } from '../../../proto/gen/divs/v1/gateway.ts';
 import type { Handlers } from '../../../platform/src/grpc.ts';
+import { DivsError } from '../../../protocol/src/errors.ts';
 import type { GatewayAuth } from '../auth.ts';
 import { decodeIngestRequest, type Ingestor, type RawIngestRequest } from '../ingest.ts';
 
-/** The Ingest service with a zero-copy request decoder. */
+/** A frame as the stream handler sees it: decoded, or the coded reason it is not. */
+export type IngestFrame = RawIngestRequest | { error: DivsError };
+
+/**
+ * The Ingest service with a zero-copy request decoder. The decoder never throws: a malformed
+ * frame reaches the handler as a coded error, which fails the stream with its code.
+ */
 export const RawIngestService = {
   ingest: {
     ...IngestServiceService.ingest,
-    requestDeserialize: (value: Buffer): RawIngestRequest => decodeIngestRequest(value),
+    requestDeserialize: (value: Buffer): IngestFrame => {
+      try {
+        return decodeIngestRequest(value);
+      } catch (e) {
+        return { error: e instanceof DivsError ? e : new DivsError('MALFORMED_MESSAGE', 'ingest request does not decode') };
+      }
+    },
     requestSerialize: (): Buffer => {
       throw new Error('server-side definition');
     },
-  } as grpc.MethodDefinition<RawIngestRequest, IngestResponse> & { requestStream: true; responseStream: true },
+  } as grpc.MethodDefinition<IngestFrame, IngestResponse> & { requestStream: true; responseStream: true },
 } as const;
 
 export function ingestHandlers(ingestor: Ingestor, auth: GatewayAuth, window = 64): Handlers<typeof RawIngestService> {
@@ -31,8 +44,17 @@ export function ingestHandlers(ingestor: Ingestor, auth: GatewayAuth, window = 6
       let failed: unknown;
       let outstanding = 0;
       let wake: (() => void) | null = null;
-      for await (const frame of frames) {
-        if (failed !== undefined) break;
+      // Frames are pulled by hand and the iterator is never returned early: returning it would
+      // destroy the call stream before the error status could be sent.
+      const it = frames[Symbol.asyncIterator]();
+      for (;;) {
+        const next = await it.next();
+        if (next.done) break;
+        const frame = next.value;
+        if ('error' in frame) {
+          failed ??= frame.error;
+          break;
+        }
         outstanding++;
         const p = ingestor.frame(frame);
         void p
@@ -51,8 +73,9 @@ export function ingestHandlers(ingestor: Ingestor, auth: GatewayAuth, window = 6
           failed ??= e;
         });
         while (outstanding >= window && failed === undefined) await new Promise<void>((r) => (wake = r));
+        if (failed !== undefined) break;
       }
-      await sent;
+      await sent.catch(() => undefined);
       if (failed !== undefined) throw failed;
     },
   };

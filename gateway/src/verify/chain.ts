@@ -62,6 +62,7 @@ export interface ChainTail {
 }
 
 function equal32(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  // first bytes differ for almost any two different hashes: fail fast, then check the rest
   for (let i = 0; i < 32; i++) if (a[aOff + i] !== b[bOff + i]) return false;
   return true;
 }

@@ -102,6 +102,9 @@ export class EndorsementResolver {
       } catch (e) {
         last = e instanceof DivsError ? e : new DivsError('INTERNAL', String(e), { cause: e });
         if (!TRANSIENT.has(last.code)) throw last;
+        // a channel that lost its AS backs off its reconnects (up to minutes): start fresh
+        // channels, so an AS that is back is used at once (verified endorsements stay cached)
+        this.#consumer.close();
       }
     }
     throw new DivsError('AS_UNAVAILABLE', `unverified: AS unavailable (${last?.message ?? 'no answer'})`, { cause: last });

@@ -10,7 +10,7 @@
  * records themselves) and records in memory ({@link VerificationEngine.verifyRecords}: data
  * packages, tests, benchmarks — per-record verdicts included).
  */
-import { EntryAddress } from '../../../proto/gen/divs/v1/common.ts';
+import { EntryAddress, UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
 import type { EndorsementResolver, RefInput, ResolvedRef } from './endorsements.ts';
 import type { VerifierPool } from './pool.ts';
 import type { StoreSlice, StoreTaskSpec } from './store-source.ts';
@@ -18,6 +18,7 @@ import { Tally, type ChainCounts, type RecordVerdict } from './summary.ts';
 import { Flag, type Outcome, type TaskResult, type WindowSpec } from './task.ts';
 import { RecordFields, scanBody, scanSignedRecord } from './wire.ts';
 import type { RecordStore, Selection, UeStat } from '../store.ts';
+import { ueKeyOf } from './identity.ts';
 
 /** What a verification run found. */
 export interface VerificationOutcome {
@@ -220,8 +221,17 @@ export class VerificationEngine {
       windows = resolved.map((r) => r.window);
     }
 
-    // order: records that do not decode first (one segment each), then per UE by sequence
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (ueOf[a] as number) - (ueOf[b] as number) || (seqOf[a] as number) - (seqOf[b] as number) || a - b);
+    // order: records that do not decode first (one segment each), then UEs by identity key (as
+    // the gateway store orders them), each by sequence
+    const rank = new Int32Array(ueIds.size);
+    [...ueIds.keys()]
+      .map((bytes, ue) => ({ ue, key: identityKey(bytes) }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.ue - b.ue))
+      .forEach((x, i) => {
+        rank[x.ue] = i;
+      });
+    const rankOf = (i: number): number => ((ueOf[i] as number) < 0 ? -1 : (rank[ueOf[i] as number] as number));
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => rankOf(a) - rankOf(b) || (seqOf[a] as number) - (seqOf[b] as number) || a - b);
     const segmentsOf: { idx: number[]; ue: number }[] = [];
     for (const i of order) {
       const ue = ueOf[i] as number;
@@ -289,6 +299,15 @@ export class VerificationEngine {
 function windowsFor(all: WindowSpec[]): WindowSpec[] {
   // every task gets every window: they are small, and a record may name any of them
   return all;
+}
+
+/** Store key of an identity given as its encoded bytes (latin1); the bytes themselves if they do not decode. */
+function identityKey(latin1Bytes: string): string {
+  try {
+    return ueKeyOf(UeIdentity.decode(Buffer.from(latin1Bytes, 'latin1')));
+  } catch {
+    return `\uffff${latin1Bytes}`;
+  }
 }
 
 /** The as_urls of an EntryAddress; none when it does not decode. */

@@ -573,14 +573,129 @@ function buildModule(): Uint8Array {
   end(); // function
 
   const body = [...vec([[...uleb(I32_LOCALS), I32], [...uleb(V128_LOCALS), V128]]), ...c.b];
+  const eq = buildEqMany();
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0x00]])),
-    ...section(3, vec([[0x00]])),
+    ...section(3, vec([[0x00], [0x00]])),
     ...section(5, vec([[0x00, ...uleb(32)]])),
-    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00]])),
-    ...section(10, vec([[...uleb(body.length), ...body]])),
+    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00], [...name('eqMany'), 0x00, 0x01]])),
+    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(eq.length), ...eq]])),
   ]);
+}
+
+/**
+ * Emits `eqMany(pairs, count, out)`: for each (a, b, len) triple of i32, out[i] = 1 when
+ * memory[a, a+len) equals memory[b, b+len), else 0 — sixteen bytes per compare. The verifier
+ * compares hashes, signatures and identities of every record: one call for thousands of them.
+ */
+function buildEqMany(): number[] {
+  // params 0..2 (pairs, count, out); i32 locals: i, a, b, len, k, eq
+  const [P_PAIRS, P_COUNT, P_OUT, I, A, B, LEN, K, EQ] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
+  const c = new Code();
+  const block = () => c.op(0x02, 0x40);
+  const loop = () => c.op(0x03, 0x40);
+  const end = () => c.op(0x0b);
+  const brIf = (depth: number) => c.op(0x0d, depth);
+  const br = (depth: number) => c.op(0x0c, depth);
+  c.i32(0);
+  c.set(I);
+  block(); // $exit
+  loop(); // $pairs
+  c.get(I);
+  c.get(P_COUNT);
+  c.op(I32_GE_S);
+  brIf(1); // -> $exit
+  c.get(I);
+  c.i32(12);
+  c.op(0x6c);
+  c.get(P_PAIRS);
+  c.op(I32_ADD);
+  c.tee(K);
+  c.load32(0);
+  c.set(A);
+  c.get(K);
+  c.load32(4);
+  c.set(B);
+  c.get(K);
+  c.load32(8);
+  c.set(LEN);
+  c.i32(1);
+  c.set(EQ);
+  c.i32(0);
+  c.set(K);
+  block(); // $done
+  block(); // $tail
+  loop(); // $chunks
+  c.get(K);
+  c.i32(16);
+  c.op(I32_ADD);
+  c.get(LEN);
+  c.op(0x4a); // k + 16 > len
+  brIf(1); // -> $tail
+  c.get(A);
+  c.get(K);
+  c.op(I32_ADD);
+  c.vload(0);
+  c.get(B);
+  c.get(K);
+  c.op(I32_ADD);
+  c.vload(0);
+  c.simd(0x23); // i8x16.eq
+  c.simd(0x63); // i8x16.all_true
+  c.op(0x45); // i32.eqz
+  c.op(0x04, 0x40); // if not all equal
+  c.i32(0);
+  c.set(EQ);
+  br(3); // -> $done (if, $chunks, $tail, $done)
+  end();
+  c.get(K);
+  c.i32(16);
+  c.op(I32_ADD);
+  c.set(K);
+  br(0); // -> $chunks
+  end(); // $chunks
+  end(); // $tail
+  loop(); // $bytes
+  c.get(K);
+  c.get(LEN);
+  c.op(I32_GE_S);
+  brIf(1); // -> $done
+  c.get(A);
+  c.get(K);
+  c.op(I32_ADD);
+  c.op(0x2d, 0, 0); // i32.load8_u
+  c.get(B);
+  c.get(K);
+  c.op(I32_ADD);
+  c.op(0x2d, 0, 0);
+  c.op(0x47); // i32.ne
+  c.op(0x04, 0x40);
+  c.i32(0);
+  c.set(EQ);
+  br(2); // -> $done (if, $bytes, $done)
+  end();
+  c.get(K);
+  c.i32(1);
+  c.op(I32_ADD);
+  c.set(K);
+  br(0);
+  end(); // $bytes
+  end(); // $done
+  c.get(P_OUT);
+  c.get(I);
+  c.op(I32_ADD);
+  c.get(EQ);
+  c.store8(0);
+  c.get(I);
+  c.i32(1);
+  c.op(I32_ADD);
+  c.set(I);
+  br(0); // -> $pairs
+  end(); // $pairs
+  end(); // $exit
+  end(); // function
+  return [...vec([[...uleb(6), I32]]), ...c.b];
 }
 
 // ---------------------------------------------------------------- the hasher

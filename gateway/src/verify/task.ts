@@ -31,9 +31,10 @@ export const S_VALID = 0;
 
 /**
  * Outcomes that mean "could not be checked", never "invalid data": the endorsement could not be
- * fetched (AS down), or the gateway itself failed. Such records are reported as unverified.
+ * fetched (AS down, or the AS refused the gateway's credentials), or the gateway itself failed.
+ * Such records are reported as unverified.
  */
-export const UNVERIFIED: ReadonlySet<Outcome> = new Set<Outcome>(['AS_UNAVAILABLE', 'INTERNAL']);
+export const UNVERIFIED: ReadonlySet<Outcome> = new Set<Outcome>(['AS_UNAVAILABLE', 'PERMISSION_DENIED', 'UNAUTHENTICATED', 'INTERNAL']);
 
 /**
  * Everything a worker needs to judge records naming one endorsement (ledger + tx ID), derived on

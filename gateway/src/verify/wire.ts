@@ -92,72 +92,53 @@ export class RecordFields {
   }
 }
 
-// The reader keeps its position in module state: one call at a time per thread, no allocation.
-let buf: Uint8Array = new Uint8Array(0);
-let pos = 0;
-// Set by readVarint; NaN when the varint is malformed (too long, truncated).
-let lastBig = false;
+// Every scanner keeps its position in a local variable (module state costs ~3x on this path).
+// Varints: one-byte values inline at each call site; longer ones through `varint`, which returns
+// the value and leaves the next position in `at` (and whether it exceeds 2^53 in `big`).
+let at = 0;
+let big = false;
 
 /**
- * Reads a varint at `pos` as a number. Values up to 2^53 are exact; larger ones set `lastBig`
- * (the caller decides: malformed for uint64 fields, two's complement for int64). NaN when the
- * varint is truncated or longer than 10 bytes.
+ * Reads the varint at `p` (before `end`): its value (exact up to 2^53; `big` tells when it is
+ * larger) with the next position in `at`; NaN when truncated or longer than 10 bytes.
  */
-function readVarint(end: number): number {
-  // one-byte varints (tags, lengths below 128, small numbers) are the common case: keep this
-  // path small enough to be inlined
-  if (pos < end) {
-    const b = buf[pos] as number;
-    if (b < 0x80) {
-      pos++;
-      lastBig = false;
-      return b;
+function varint(b: Uint8Array, p: number, end: number): number {
+  big = false;
+  let lo = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (p >= end) return NaN;
+    const x = b[p++] as number;
+    lo |= (x & 0x7f) << shift;
+    if (x < 0x80) {
+      at = p;
+      return lo >>> 0;
     }
   }
-  return readVarintSlow(end);
-}
-
-function readVarintSlow(end: number): number {
-  lastBig = false;
-  let lo = 0;
-  let shift = 0;
-  // first 4 bytes: 28 bits in plain int arithmetic
-  for (; shift < 28; shift += 7) {
-    if (pos >= end) return NaN;
-    const b = buf[pos++] as number;
-    lo |= (b & 0x7f) << shift;
-    if (b < 0x80) return lo >>> 0;
-  }
-  // remaining bits as a float: high part times 2^28
+  // beyond 28 bits: a float, high part times 2^28
   let value = lo >>> 0;
-  let mul = 268435456; // 2^28
+  let mul = 268435456;
   for (let i = 4; i < 10; i++) {
-    if (pos >= end) return NaN;
-    const b = buf[pos++] as number;
-    value += (b & 0x7f) * mul;
+    if (p >= end) return NaN;
+    const x = b[p++] as number;
+    value += (x & 0x7f) * mul;
     mul *= 128;
-    if (b < 0x80) {
-      if (value > Number.MAX_SAFE_INTEGER) lastBig = true;
+    if (x < 0x80) {
+      at = p;
+      if (value > Number.MAX_SAFE_INTEGER) big = true;
       return value;
     }
   }
   return NaN;
 }
 
-/**
- * Reads an int64 varint. Non-negative values are exact up to 2^53; negative ones (10-byte two's
- * complement) are decoded through BigInt. NaN for malformed or out-of-safe-range values.
- */
-function readInt64(end: number): number {
-  const start = pos;
-  const v = readVarint(end);
-  if (Number.isNaN(v)) return NaN;
-  if (!lastBig) return v;
-  // redo exactly: two's complement 64-bit
+/** An int64 varint at `p`: exact for safe integers (negative through BigInt); NaN otherwise. */
+function int64(b: Uint8Array, p: number, end: number): number {
+  const v = varint(b, p, end);
+  if (Number.isNaN(v) || !big) return v;
   let x = 0n;
   let shift = 0n;
-  for (let p = start; p < pos; p++) {
-    x |= BigInt((buf[p] as number) & 0x7f) << shift;
+  for (let q = p; q < at; q++) {
+    x |= BigInt((b[q] as number) & 0x7f) << shift;
     shift += 7n;
   }
   x = BigInt.asIntN(64, x);
@@ -165,116 +146,138 @@ function readInt64(end: number): number {
   return Number(x);
 }
 
-/** Reads a tag (at most 5 bytes); 0 ends the message, NaN is malformed. */
-function readTag(end: number): number {
-  const t = readVarint(end);
-  if (Number.isNaN(t) || t > 0xffffffff) return NaN;
-  return t;
+/** A length prefix at `p` whose bytes are all there: the length (next position in `at`), or -1. */
+function length(b: Uint8Array, p: number, end: number): number {
+  if (p < end) {
+    const x = b[p] as number;
+    if (x < 0x80) {
+      at = p + 1;
+      return x <= end - at ? x : -1;
+    }
+  }
+  const n = varint(b, p, end);
+  return Number.isNaN(n) || big || n > end - at ? -1 : n;
 }
 
-/** Reads a length prefix and checks the bytes are there; returns the length or -1. */
-function readLen(end: number): number {
-  const n = readVarint(end);
-  if (Number.isNaN(n) || lastBig || n > end - pos) return -1;
-  return n;
+/** A tag at `p` (at most 32 bits, next position in `at`); -1 when malformed. */
+function tagAt(b: Uint8Array, p: number, end: number): number {
+  if (p < end) {
+    const x = b[p] as number;
+    if (x < 0x80) {
+      at = p + 1;
+      return x;
+    }
+  }
+  const t = varint(b, p, end);
+  return Number.isNaN(t) || t > 0xffffffff ? -1 : t;
 }
 
-/** Skips a field of wire type `wt`; false when malformed. */
-function skip(wt: number, end: number): boolean {
+/** Skips a field of wire type `wt` at `p`: the next position, or -1 when malformed. */
+function skip(b: Uint8Array, wt: number, p: number, end: number): number {
   switch (wt) {
     case 0:
-      return !Number.isNaN(readVarint(end));
+      return Number.isNaN(varint(b, p, end)) ? -1 : at;
     case 1:
-      if (end - pos < 8) return false;
-      pos += 8;
-      return true;
+      return end - p < 8 ? -1 : p + 8;
     case 2: {
-      const n = readLen(end);
-      if (n < 0) return false;
-      pos += n;
-      return true;
+      const n = length(b, p, end);
+      return n < 0 ? -1 : at + n;
     }
     case 5:
-      if (end - pos < 4) return false;
-      pos += 4;
-      return true;
+      return end - p < 4 ? -1 : p + 4;
     default:
       // groups (3) are not used by DIVS; 6 and 7 do not exist
-      return false;
+      return -1;
   }
 }
 
-/** Reads BatchProof [pos, end); path hashes are counted here and read by {@link scanPath}. */
-function scanBatch(f: RecordFields, end: number): boolean {
+/** A uint64 varint field value at `p` (next position in `at`); -1 when malformed or above 2^53. */
+function uint(b: Uint8Array, p: number, end: number): number {
+  if (p < end) {
+    const x = b[p] as number;
+    if (x < 0x80) {
+      at = p + 1;
+      return x;
+    }
+  }
+  const v = varint(b, p, end);
+  return Number.isNaN(v) || big ? -1 : v;
+}
+
+/** Reads BatchProof [p, end); path hashes are counted here and read by {@link scanPath}. */
+function scanBatch(b: Uint8Array, p: number, end: number, f: RecordFields): boolean {
   // a repeated BatchProof field replaces the earlier one, as the generated decoder does
   f.batchIndex = 0;
   f.batchSize = 0;
   f.rootOff = -1;
   f.rootLen = 0;
-  f.pathCount = 0;
   f.pathHashes = true;
-  f.batchOff = pos;
-  f.batchLen = end - pos;
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
-    switch (tag) {
-      case 8: {
-        const v = readVarint(end);
-        if (Number.isNaN(v) || lastBig) return false;
-        f.batchIndex = v;
-        continue;
-      }
-      case 16: {
-        const v = readVarint(end);
-        if (Number.isNaN(v) || lastBig) return false;
-        f.batchSize = v;
-        continue;
-      }
-      case 26: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        if (n !== 32) f.pathHashes = false;
-        f.pathCount++;
-        pos += n;
-        continue;
-      }
-      case 34: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.rootOff = pos;
-        f.rootLen = n;
-        pos += n;
-        continue;
-      }
+  f.batchOff = p;
+  f.batchLen = end - p;
+  let count = 0;
+  while (p < end) {
+    // the common case first: a run of 32-byte path hashes (tag 26, length 32)
+    if (b[p] === 26 && b[p + 1] === 32 && p + 34 <= end) {
+      p += 34;
+      count++;
+      continue;
     }
-    if (!skip(tag & 7, end)) return false;
+    const tag = tagAt(b, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = at;
+    if (tag === 8) {
+      const v = uint(b, p, end);
+      if (v < 0) return false;
+      f.batchIndex = v;
+      p = at;
+    } else if (tag === 16) {
+      const v = uint(b, p, end);
+      if (v < 0) return false;
+      f.batchSize = v;
+      p = at;
+    } else if (tag === 26) {
+      const n = length(b, p, end);
+      if (n < 0) return false;
+      if (n !== 32) f.pathHashes = false;
+      count++;
+      p = at + n;
+    } else if (tag === 34) {
+      const n = length(b, p, end);
+      if (n < 0) return false;
+      f.rootOff = at;
+      f.rootLen = n;
+      p = at + n;
+    } else {
+      p = skip(b, tag & 7, p, end);
+      if (p < 0) return false;
+    }
   }
+  f.pathCount = count;
   return true;
 }
 
 /**
  * Writes the offsets of the inclusion path hashes of a BatchProof (as located by
  * {@link scanSignedRecord}: `f.batchOff`, `f.batchLen`) into `out`, in order; returns how many
- * (at most out.length). The proof already scanned well-formed.
+ * (at most `max`). The proof already scanned well-formed.
  */
 export function scanPath(data: Uint8Array, batchOff: number, batchLen: number, out: Int32Array, outAt: number, max: number): number {
-  buf = data;
-  pos = batchOff;
+  let p = batchOff;
   const end = batchOff + batchLen;
   let count = 0;
-  while (pos < end && count < max) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag) || tag === 0) return count;
+  while (p < end && count < max) {
+    const tag = tagAt(data, p, end);
+    if (tag <= 0) return count;
+    p = at;
     if (tag === 26) {
-      const n = readLen(end);
+      const n = length(data, p, end);
       if (n < 0) return count;
-      out[outAt + count++] = pos;
-      pos += n;
+      out[outAt + count++] = at;
+      p = at + n;
       continue;
     }
-    if (!skip(tag & 7, end)) return count;
+    p = skip(data, tag & 7, p, end);
+    if (p < 0) return count;
   }
   return count;
 }
@@ -284,70 +287,79 @@ export function scanPath(data: Uint8Array, batchOff: number, batchLen: number, o
  * inside the body: call {@link scanBody} for that. False when malformed.
  */
 export function scanSignedRecord(data: Uint8Array, off: number, len: number, f: RecordFields): boolean {
-  buf = data;
-  pos = off;
-  const end = off + len;
   f.resetRecord();
+  const end = off + len;
   if (off < 0 || len < 0 || end > data.length) return false;
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
-    switch (tag) {
-      case 10: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.bodyOff = pos;
-        f.bodyLen = n;
-        pos += n;
-        continue;
-      }
-      case 18: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.sigOff = pos;
-        f.sigLen = n;
-        pos += n;
-        continue;
-      }
-      case 26: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        const subEnd = pos + n;
-        f.batch = true;
-        if (!scanBatch(f, subEnd)) return false;
-        pos = subEnd;
-        continue;
-      }
-    }
-    if (!skip(tag & 7, end)) return false;
-  }
-  return true;
-}
-
-/** Reads EntryAddress [pos, end): the ledger id (last wins). */
-function scanEntry(f: RecordFields, end: number): boolean {
-  f.ledgerOff = -1;
-  f.ledgerLen = 0;
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
-    if (tag === 10) {
-      const n = readLen(end);
+  let p = off;
+  while (p < end) {
+    const tag = tagAt(data, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = at;
+    if (tag === 10 || tag === 18 || tag === 26) {
+      const n = length(data, p, end);
       if (n < 0) return false;
-      f.ledgerOff = pos;
-      f.ledgerLen = n;
-      pos += n;
+      p = at;
+      if (tag === 10) {
+        f.bodyOff = p;
+        f.bodyLen = n;
+      } else if (tag === 18) {
+        f.sigOff = p;
+        f.sigLen = n;
+      } else {
+        f.batch = true;
+        if (!scanBatch(data, p, p + n, f)) return false;
+      }
+      p += n;
       continue;
     }
-    if (!skip(tag & 7, end)) return false;
+    p = skip(data, tag & 7, p, end);
+    if (p < 0) return false;
   }
   return true;
 }
 
-/** Reads TxRef [pos, end). */
-function scanTx(f: RecordFields, end: number): boolean {
+/**
+ * Whether `data[off, off+len)` is a well-formed message of any fields (a UeIdentity: its values
+ * are checked where they are used). The body scan does not look inside the identity, because
+ * on the hot path it is compared as bytes with the endorsed one; this answers for the rest.
+ */
+export function scanMessage(data: Uint8Array, off: number, len: number): boolean {
+  const end = off + len;
+  if (off < 0 || len < 0 || end > data.length) return false;
+  let p = off;
+  while (p < end) {
+    const tag = tagAt(data, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = skip(data, tag & 7, at, end);
+    if (p < 0) return false;
+  }
+  return true;
+}
+
+/** Reads EntryAddress [p, end): the ledger id (last wins). */
+function scanEntry(b: Uint8Array, p: number, end: number, f: RecordFields): boolean {
+  f.ledgerOff = -1;
+  f.ledgerLen = 0;
+  while (p < end) {
+    const tag = tagAt(b, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = at;
+    if (tag === 10) {
+      const n = length(b, p, end);
+      if (n < 0) return false;
+      f.ledgerOff = at;
+      f.ledgerLen = n;
+      p = at + n;
+      continue;
+    }
+    p = skip(b, tag & 7, p, end);
+    if (p < 0) return false;
+  }
+  return true;
+}
+
+/** Reads TxRef [p, end). */
+function scanTx(b: Uint8Array, p: number, end: number, f: RecordFields): boolean {
   f.hasTx = true;
   f.txId = 0;
   f.txHashOff = -1;
@@ -356,119 +368,89 @@ function scanTx(f: RecordFields, end: number): boolean {
   f.ledgerLen = 0;
   f.entryOff = -1;
   f.entryLen = 0;
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
-    switch (tag) {
-      case 8: {
-        const v = readVarint(end);
-        if (Number.isNaN(v) || lastBig) return false;
-        f.txId = v;
-        continue;
-      }
-      case 18: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.txHashOff = pos;
-        f.txHashLen = n;
-        pos += n;
-        continue;
-      }
-      case 26: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        const subEnd = pos + n;
-        f.entryOff = pos;
-        f.entryLen = n;
-        if (!scanEntry(f, subEnd)) return false;
-        pos = subEnd;
-        continue;
-      }
+  while (p < end) {
+    const tag = tagAt(b, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = at;
+    if (tag === 8) {
+      const v = uint(b, p, end);
+      if (v < 0) return false;
+      f.txId = v;
+      p = at;
+    } else if (tag === 18) {
+      const n = length(b, p, end);
+      if (n < 0) return false;
+      f.txHashOff = at;
+      f.txHashLen = n;
+      p = at + n;
+    } else if (tag === 26) {
+      const n = length(b, p, end);
+      if (n < 0) return false;
+      p = at;
+      f.entryOff = p;
+      f.entryLen = n;
+      if (!scanEntry(b, p, p + n, f)) return false;
+      p += n;
+    } else {
+      p = skip(b, tag & 7, p, end);
+      if (p < 0) return false;
     }
-    if (!skip(tag & 7, end)) return false;
-  }
-  return true;
-}
-
-/** Checks that an embedded UeIdentity is well-formed protobuf (its values are checked elsewhere). */
-function scanOpaque(end: number): boolean {
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
-    if (!skip(tag & 7, end)) return false;
   }
   return true;
 }
 
 /** Scans RecordBody bytes `data[off, off+len)` into `f`. False when malformed. */
 export function scanBody(data: Uint8Array, off: number, len: number, f: RecordFields): boolean {
-  buf = data;
-  pos = off;
-  const end = off + len;
   f.resetBody();
+  const end = off + len;
   if (off < 0 || len < 0 || end > data.length) return false;
-  while (pos < end) {
-    const tag = readTag(end);
-    if (Number.isNaN(tag)) return false;
-    if (tag === 0 || (tag & 7) === 4) return false;
+  let p = off;
+  while (p < end) {
+    const tag = tagAt(data, p, end);
+    if (tag <= 0 || (tag & 7) === 4) return false;
+    p = at;
     switch (tag) {
-      case 10: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.identityOff = pos;
-        f.identityLen = n;
-        const subEnd = pos + n;
-        if (!scanOpaque(subEnd)) return false;
-        pos = subEnd;
-        continue;
-      }
       case 16: {
-        const v = readVarint(end);
-        if (Number.isNaN(v) || lastBig) return false;
+        const v = uint(data, p, end);
+        if (v < 0) return false;
         f.sequence = v;
-        continue;
-      }
-      case 26: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.prevOff = pos;
-        f.prevLen = n;
-        pos += n;
+        p = at;
         continue;
       }
       case 32: {
-        const v = readInt64(end);
+        const v = int64(data, p, end);
         if (Number.isNaN(v)) return false;
         f.timestampMs = v;
+        p = at;
         continue;
       }
-      case 42: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.payloadLen = n;
-        pos += n;
-        continue;
-      }
-      case 50: {
-        const n = readLen(end);
-        if (n < 0) return false;
-        f.contentTypeOff = pos;
-        f.contentTypeLen = n;
-        pos += n;
-        continue;
-      }
+      case 10:
+      case 26:
+      case 42:
+      case 50:
       case 58: {
-        const n = readLen(end);
+        const n = length(data, p, end);
         if (n < 0) return false;
-        const subEnd = pos + n;
-        if (!scanTx(f, subEnd)) return false;
-        pos = subEnd;
+        p = at;
+        if (tag === 10) {
+          // compared as bytes with the endorsed identity; decoded (checked) only when they differ
+          f.identityOff = p;
+          f.identityLen = n;
+        } else if (tag === 26) {
+          f.prevOff = p;
+          f.prevLen = n;
+        } else if (tag === 42) {
+          f.payloadLen = n;
+        } else if (tag === 50) {
+          f.contentTypeOff = p;
+          f.contentTypeLen = n;
+        } else if (!scanTx(data, p, p + n, f)) return false;
+        p += n;
         continue;
       }
     }
-    if (!skip(tag & 7, end)) return false;
+    p = skip(data, tag & 7, p, end);
+    if (p < 0) return false;
   }
   return true;
 }

@@ -47,6 +47,85 @@ export interface GetLedgerInfoResponse {
   checkpoint?: SignedCheckpoint | undefined;
 }
 
+/**
+ * Who is in the consortium. The genesis configuration is version 1; each accepted
+ * ConfigUpdate replaces it with the next version, as a whole.
+ */
+export interface ConsortiumConfig {
+  ledgerId: string;
+  version: number;
+  orgs: MemberOrg[];
+}
+
+/** A member organization (an operator): its CA(s), its admins and its AS nodes. */
+export interface MemberOrg {
+  /** Short stable ID, e.g. "op-a". */
+  id: string;
+  name: string;
+  /** DER certificates of the CA(s) that issue this organization's AS and admin certificates. */
+  caCerts: Uint8Array[];
+  /** DER certificates of the admins whose signatures approve configuration updates. */
+  adminCerts: Uint8Array[];
+  nodes: MemberNode[];
+}
+
+/** An AS node of a member organization. */
+export interface MemberNode {
+  /** The node's certificate common name: its as_id in endorsements and its checkpoint key name. */
+  name: string;
+  /** RP-dd addresses (host:port) peers use to sync blocks from it. */
+  urls: string[];
+}
+
+/** A proposed configuration change: the complete next configuration. */
+export interface ConfigUpdate {
+  ledgerId: string;
+  /** SHA-256 of the exact ConsortiumConfig bytes this update replaces; empty for genesis. */
+  previousConfigHash: Uint8Array;
+  /** Exact ConsortiumConfig bytes, version = previous version + 1. */
+  config: Uint8Array;
+  description: string;
+  createdAtMs: number;
+}
+
+/** One admin's approval: a signature over PAE("divs/config-update", ConfigUpdate bytes). */
+export interface ConfigApproval {
+  orgId: string;
+  /** DER certificate of the admin, listed in the organization's admin_certs. */
+  adminCert: Uint8Array;
+  signature: Uint8Array;
+}
+
+/**
+ * Exact ConfigUpdate bytes with the approvals collected off-line; the payload of a
+ * TX_TYPE_CONFIG ledger transaction.
+ */
+export interface SignedConfigUpdate {
+  update: Uint8Array;
+  approvals: ConfigApproval[];
+}
+
+export interface SubmitConfigUpdateRequest {
+  update?: SignedConfigUpdate | undefined;
+}
+
+export interface SubmitConfigUpdateResponse {
+  txId: number;
+  configVersion: number;
+  configHash: Uint8Array;
+}
+
+export interface GetConsortiumConfigRequest {
+}
+
+export interface GetConsortiumConfigResponse {
+  /** Exact ConsortiumConfig bytes in force. */
+  config: Uint8Array;
+  configHash: Uint8Array;
+  /** Ledger height (number of blocks) the configuration was read at. */
+  height: number;
+}
+
 function createBaseGetBlocksRequest(): GetBlocksRequest {
   return { fromHeight: 0, maxBlocks: 0 };
 }
@@ -317,6 +396,768 @@ export const GetLedgerInfoResponse: MessageFns<GetLedgerInfoResponse> = {
   },
 };
 
+function createBaseConsortiumConfig(): ConsortiumConfig {
+  return { ledgerId: "", version: 0, orgs: [] };
+}
+
+export const ConsortiumConfig: MessageFns<ConsortiumConfig> = {
+  encode(message: ConsortiumConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ledgerId !== "") {
+      writer.uint32(10).string(message.ledgerId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint64(message.version);
+    }
+    for (const v of message.orgs) {
+      MemberOrg.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConsortiumConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConsortiumConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ledgerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.orgs.push(MemberOrg.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConsortiumConfig>, I>>(base?: I): ConsortiumConfig {
+    return ConsortiumConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConsortiumConfig>, I>>(object: I): ConsortiumConfig {
+    const message = createBaseConsortiumConfig();
+    message.ledgerId = object.ledgerId ?? "";
+    message.version = object.version ?? 0;
+    message.orgs = object.orgs?.map((e) => MemberOrg.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMemberOrg(): MemberOrg {
+  return { id: "", name: "", caCerts: [], adminCerts: [], nodes: [] };
+}
+
+export const MemberOrg: MessageFns<MemberOrg> = {
+  encode(message: MemberOrg, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    for (const v of message.caCerts) {
+      writer.uint32(26).bytes(v!);
+    }
+    for (const v of message.adminCerts) {
+      writer.uint32(34).bytes(v!);
+    }
+    for (const v of message.nodes) {
+      MemberNode.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberOrg {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberOrg();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.caCerts.push(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.adminCerts.push(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.nodes.push(MemberNode.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MemberOrg>, I>>(base?: I): MemberOrg {
+    return MemberOrg.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemberOrg>, I>>(object: I): MemberOrg {
+    const message = createBaseMemberOrg();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.caCerts = object.caCerts?.map((e) => e) || [];
+    message.adminCerts = object.adminCerts?.map((e) => e) || [];
+    message.nodes = object.nodes?.map((e) => MemberNode.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseMemberNode(): MemberNode {
+  return { name: "", urls: [] };
+}
+
+export const MemberNode: MessageFns<MemberNode> = {
+  encode(message: MemberNode, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.urls) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberNode {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberNode();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.urls.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<MemberNode>, I>>(base?: I): MemberNode {
+    return MemberNode.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemberNode>, I>>(object: I): MemberNode {
+    const message = createBaseMemberNode();
+    message.name = object.name ?? "";
+    message.urls = object.urls?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseConfigUpdate(): ConfigUpdate {
+  return {
+    ledgerId: "",
+    previousConfigHash: new Uint8Array(0),
+    config: new Uint8Array(0),
+    description: "",
+    createdAtMs: 0,
+  };
+}
+
+export const ConfigUpdate: MessageFns<ConfigUpdate> = {
+  encode(message: ConfigUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ledgerId !== "") {
+      writer.uint32(10).string(message.ledgerId);
+    }
+    if (message.previousConfigHash.length !== 0) {
+      writer.uint32(18).bytes(message.previousConfigHash);
+    }
+    if (message.config.length !== 0) {
+      writer.uint32(26).bytes(message.config);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(40).int64(message.createdAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfigUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfigUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ledgerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.previousConfigHash = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.config = reader.bytes();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.createdAtMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConfigUpdate>, I>>(base?: I): ConfigUpdate {
+    return ConfigUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfigUpdate>, I>>(object: I): ConfigUpdate {
+    const message = createBaseConfigUpdate();
+    message.ledgerId = object.ledgerId ?? "";
+    message.previousConfigHash = object.previousConfigHash ?? new Uint8Array(0);
+    message.config = object.config ?? new Uint8Array(0);
+    message.description = object.description ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseConfigApproval(): ConfigApproval {
+  return { orgId: "", adminCert: new Uint8Array(0), signature: new Uint8Array(0) };
+}
+
+export const ConfigApproval: MessageFns<ConfigApproval> = {
+  encode(message: ConfigApproval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.orgId !== "") {
+      writer.uint32(10).string(message.orgId);
+    }
+    if (message.adminCert.length !== 0) {
+      writer.uint32(18).bytes(message.adminCert);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(26).bytes(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfigApproval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfigApproval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.orgId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.adminCert = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.signature = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConfigApproval>, I>>(base?: I): ConfigApproval {
+    return ConfigApproval.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfigApproval>, I>>(object: I): ConfigApproval {
+    const message = createBaseConfigApproval();
+    message.orgId = object.orgId ?? "";
+    message.adminCert = object.adminCert ?? new Uint8Array(0);
+    message.signature = object.signature ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseSignedConfigUpdate(): SignedConfigUpdate {
+  return { update: new Uint8Array(0), approvals: [] };
+}
+
+export const SignedConfigUpdate: MessageFns<SignedConfigUpdate> = {
+  encode(message: SignedConfigUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.update.length !== 0) {
+      writer.uint32(10).bytes(message.update);
+    }
+    for (const v of message.approvals) {
+      ConfigApproval.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignedConfigUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignedConfigUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.update = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.approvals.push(ConfigApproval.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SignedConfigUpdate>, I>>(base?: I): SignedConfigUpdate {
+    return SignedConfigUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SignedConfigUpdate>, I>>(object: I): SignedConfigUpdate {
+    const message = createBaseSignedConfigUpdate();
+    message.update = object.update ?? new Uint8Array(0);
+    message.approvals = object.approvals?.map((e) => ConfigApproval.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSubmitConfigUpdateRequest(): SubmitConfigUpdateRequest {
+  return { update: undefined };
+}
+
+export const SubmitConfigUpdateRequest: MessageFns<SubmitConfigUpdateRequest> = {
+  encode(message: SubmitConfigUpdateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.update !== undefined) {
+      SignedConfigUpdate.encode(message.update, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitConfigUpdateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitConfigUpdateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.update = SignedConfigUpdate.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubmitConfigUpdateRequest>, I>>(base?: I): SubmitConfigUpdateRequest {
+    return SubmitConfigUpdateRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitConfigUpdateRequest>, I>>(object: I): SubmitConfigUpdateRequest {
+    const message = createBaseSubmitConfigUpdateRequest();
+    message.update = (object.update !== undefined && object.update !== null)
+      ? SignedConfigUpdate.fromPartial(object.update)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSubmitConfigUpdateResponse(): SubmitConfigUpdateResponse {
+  return { txId: 0, configVersion: 0, configHash: new Uint8Array(0) };
+}
+
+export const SubmitConfigUpdateResponse: MessageFns<SubmitConfigUpdateResponse> = {
+  encode(message: SubmitConfigUpdateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.txId !== 0) {
+      writer.uint32(8).uint64(message.txId);
+    }
+    if (message.configVersion !== 0) {
+      writer.uint32(16).uint64(message.configVersion);
+    }
+    if (message.configHash.length !== 0) {
+      writer.uint32(26).bytes(message.configHash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitConfigUpdateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitConfigUpdateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.txId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.configVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.configHash = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubmitConfigUpdateResponse>, I>>(base?: I): SubmitConfigUpdateResponse {
+    return SubmitConfigUpdateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitConfigUpdateResponse>, I>>(object: I): SubmitConfigUpdateResponse {
+    const message = createBaseSubmitConfigUpdateResponse();
+    message.txId = object.txId ?? 0;
+    message.configVersion = object.configVersion ?? 0;
+    message.configHash = object.configHash ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseGetConsortiumConfigRequest(): GetConsortiumConfigRequest {
+  return {};
+}
+
+export const GetConsortiumConfigRequest: MessageFns<GetConsortiumConfigRequest> = {
+  encode(_: GetConsortiumConfigRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetConsortiumConfigRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetConsortiumConfigRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetConsortiumConfigRequest>, I>>(base?: I): GetConsortiumConfigRequest {
+    return GetConsortiumConfigRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetConsortiumConfigRequest>, I>>(_: I): GetConsortiumConfigRequest {
+    const message = createBaseGetConsortiumConfigRequest();
+    return message;
+  },
+};
+
+function createBaseGetConsortiumConfigResponse(): GetConsortiumConfigResponse {
+  return { config: new Uint8Array(0), configHash: new Uint8Array(0), height: 0 };
+}
+
+export const GetConsortiumConfigResponse: MessageFns<GetConsortiumConfigResponse> = {
+  encode(message: GetConsortiumConfigResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config.length !== 0) {
+      writer.uint32(10).bytes(message.config);
+    }
+    if (message.configHash.length !== 0) {
+      writer.uint32(18).bytes(message.configHash);
+    }
+    if (message.height !== 0) {
+      writer.uint32(24).uint64(message.height);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetConsortiumConfigResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetConsortiumConfigResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configHash = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.height = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetConsortiumConfigResponse>, I>>(base?: I): GetConsortiumConfigResponse {
+    return GetConsortiumConfigResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetConsortiumConfigResponse>, I>>(object: I): GetConsortiumConfigResponse {
+    const message = createBaseGetConsortiumConfigResponse();
+    message.config = object.config ?? new Uint8Array(0);
+    message.configHash = object.configHash ?? new Uint8Array(0);
+    message.height = object.height ?? 0;
+    return message;
+  },
+};
+
 export type LedgerSyncServiceService = typeof LedgerSyncServiceService;
 export const LedgerSyncServiceService = {
   /** Blocks from a height, in order, each with its exact transactions. */
@@ -378,6 +1219,98 @@ export const LedgerSyncServiceClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): LedgerSyncServiceClient;
   service: typeof LedgerSyncServiceService;
+  serviceName: string;
+};
+
+/**
+ * Consortium ledger [BC-1] [BC-5] [SEC-3]: governance of the organizations and AS nodes that
+ * share one ledger. Served by AS nodes running the consortium backend.
+ */
+export type ConsortiumServiceService = typeof ConsortiumServiceService;
+export const ConsortiumServiceService = {
+  /**
+   * Submits a configuration update approved off-line by a majority of the member
+   * organizations' admins; every node enforces the majority again when it applies the block.
+   */
+  submitConfigUpdate: {
+    path: "/divs.v1.ConsortiumService/SubmitConfigUpdate" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitConfigUpdateRequest): Buffer =>
+      Buffer.from(SubmitConfigUpdateRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitConfigUpdateRequest => SubmitConfigUpdateRequest.decode(value),
+    responseSerialize: (value: SubmitConfigUpdateResponse): Buffer =>
+      Buffer.from(SubmitConfigUpdateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubmitConfigUpdateResponse => SubmitConfigUpdateResponse.decode(value),
+  },
+  /** The configuration in force after the node's newest block. */
+  getConsortiumConfig: {
+    path: "/divs.v1.ConsortiumService/GetConsortiumConfig" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetConsortiumConfigRequest): Buffer =>
+      Buffer.from(GetConsortiumConfigRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetConsortiumConfigRequest => GetConsortiumConfigRequest.decode(value),
+    responseSerialize: (value: GetConsortiumConfigResponse): Buffer =>
+      Buffer.from(GetConsortiumConfigResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetConsortiumConfigResponse => GetConsortiumConfigResponse.decode(value),
+  },
+} as const;
+
+export interface ConsortiumServiceServer extends UntypedServiceImplementation {
+  /**
+   * Submits a configuration update approved off-line by a majority of the member
+   * organizations' admins; every node enforces the majority again when it applies the block.
+   */
+  submitConfigUpdate: handleUnaryCall<SubmitConfigUpdateRequest, SubmitConfigUpdateResponse>;
+  /** The configuration in force after the node's newest block. */
+  getConsortiumConfig: handleUnaryCall<GetConsortiumConfigRequest, GetConsortiumConfigResponse>;
+}
+
+export interface ConsortiumServiceClient extends Client {
+  /**
+   * Submits a configuration update approved off-line by a majority of the member
+   * organizations' admins; every node enforces the majority again when it applies the block.
+   */
+  submitConfigUpdate(
+    request: SubmitConfigUpdateRequest,
+    callback: (error: ServiceError | null, response: SubmitConfigUpdateResponse) => void,
+  ): ClientUnaryCall;
+  submitConfigUpdate(
+    request: SubmitConfigUpdateRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SubmitConfigUpdateResponse) => void,
+  ): ClientUnaryCall;
+  submitConfigUpdate(
+    request: SubmitConfigUpdateRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SubmitConfigUpdateResponse) => void,
+  ): ClientUnaryCall;
+  /** The configuration in force after the node's newest block. */
+  getConsortiumConfig(
+    request: GetConsortiumConfigRequest,
+    callback: (error: ServiceError | null, response: GetConsortiumConfigResponse) => void,
+  ): ClientUnaryCall;
+  getConsortiumConfig(
+    request: GetConsortiumConfigRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetConsortiumConfigResponse) => void,
+  ): ClientUnaryCall;
+  getConsortiumConfig(
+    request: GetConsortiumConfigRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetConsortiumConfigResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const ConsortiumServiceClient = makeGenericClientConstructor(
+  ConsortiumServiceService,
+  "divs.v1.ConsortiumService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ConsortiumServiceClient;
+  service: typeof ConsortiumServiceService;
   serviceName: string;
 };
 

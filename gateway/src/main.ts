@@ -1,0 +1,230 @@
+/**
+ * @module main
+ * Starts an aggregator gateway: the record store, the verification engine (worker threads, AS
+ * lookups), the gateway key and certificate, the gRPC server (IngestService +
+ * GatewayConsumerService, health, reflection) and the HTTP ingest server.
+ *
+ * Run alone: `node gateway/src/main.ts --config gateway.json` (schema in `config.ts`), with
+ * overrides `--data-dir DIR --port N --http-port N`; prints one JSON line
+ * `{"service":"gateway","port":…,"httpPort":…,"pid":…}` on stdout when ready; SIGINT/SIGTERM
+ * stop it cleanly (records already acknowledged are on disk either way).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { GatewayConsumerServiceService } from '../../proto/gen/divs/v1/gateway.ts';
+import { fail } from '../../protocol/src/errors.ts';
+import { chainFromPem, issueCertificate, pemBlocks, verifyChain } from '../../protocol/src/pki.ts';
+import { importPrivateKey, rawPublicKey } from '../../protocol/src/suites.ts';
+import { equalBytes } from '../../protocol/src/bytes.ts';
+import { RpcServer } from '../../platform/src/grpc.ts';
+import { createLogger, type Logger } from '../../platform/src/log.ts';
+import { commonName } from '../../consumer/src/verify.ts';
+import { GatewayAuth } from './auth.ts';
+import { loadGatewayConfig, parseGatewayConfig, type GatewayConfig, type GatewayConfigInput } from './config.ts';
+import { DatasetCatalog } from './datasets.ts';
+import { createHttpApp, startHttp, type HttpServer } from './http.ts';
+import { IngestWriter, Ingestor, RecordParser } from './ingest.ts';
+import { ReportSigner } from './report.ts';
+import { consumerHandlers } from './rpc/consumer.ts';
+import { RawIngestService, ingestHandlers } from './rpc/ingest.ts';
+import { RecordStore } from './store.ts';
+import { EndorsementResolver } from './verify/endorsements.ts';
+import { VerificationEngine } from './verify/engine.ts';
+import { VerifierPool } from './verify/pool.ts';
+import { JobService } from './jobs/index.ts';
+
+export interface Gateway {
+  /** gRPC port. */
+  port: number;
+  /** HTTP ingest port (null when disabled). */
+  httpPort: number | null;
+  /** `host:port` of the gRPC server. */
+  address: string;
+  name: string;
+  store: RecordStore;
+  engine: VerificationEngine;
+  /** Gateway certificate chain (DER, leaf first). */
+  certChain: Uint8Array[];
+  close(): Promise<void>;
+}
+
+interface Pki {
+  certPem: string;
+  keyPem: string;
+  anchors: Uint8Array[];
+  anchorsPem: string;
+}
+
+const readText = (path: string, what: string): string => {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    fail('CONFIG_INVALID', `${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+  }
+};
+
+/** Loads the gateway key and certificate, issuing them on first start when `pki.enroll` is set. */
+async function ensurePki(cfg: GatewayConfig): Promise<Pki> {
+  const dir = join(cfg.dataDir, 'pki');
+  const certPath = cfg.pki.cert ?? join(dir, `${cfg.name}.pem`);
+  const keyPath = cfg.pki.key ?? join(dir, `${cfg.name}.key`);
+  const enroll = cfg.pki.enroll;
+  if (!existsSync(certPath) || !existsSync(keyPath)) {
+    if (!enroll) fail('CONFIG_INVALID', `gateway certificate ${certPath} or key ${keyPath} missing (set pki.cert/pki.key, or pki.enroll to issue them)`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const ca = { certPem: readText(enroll.caCert, 'pki.enroll.caCert'), keyPem: readText(enroll.caKey, 'pki.enroll.caKey') };
+    // at most 825 days, and never beyond the issuing CA's own validity
+    const caUntil = new X509Certificate(ca.certPem).validToDate.getTime();
+    const days = Math.min(825, Math.floor((caUntil - Date.now()) / 86_400_000) - 1);
+    if (days < 1) fail('CONFIG_INVALID', 'pki.enroll.caCert expires within two days');
+    // names a TLS client may dial the gateway by: localhost, and the listen address when it is an IP
+    const ipAddresses = /^\d{1,3}(\.\d{1,3}){3}$/.test(cfg.host) && cfg.host !== '0.0.0.0' ? [cfg.host] : [];
+    const leaf = await issueCertificate({ ca, subjectName: cfg.name, role: 'gateway', validityDays: days, dnsNames: ['localhost'], ipAddresses });
+    writeFileSync(certPath, leaf.certPem);
+    writeFileSync(keyPath, leaf.keyPem, { mode: 0o600 });
+  }
+  const anchorFiles = cfg.pki.trustAnchors.length > 0 ? cfg.pki.trustAnchors : enroll ? [enroll.caCert] : [];
+  if (anchorFiles.length === 0) fail('CONFIG_INVALID', 'pki.trustAnchors: at least one consortium root CA certificate');
+  const anchorsPem = anchorFiles.map((f) => readText(f, 'trust anchor')).join('');
+  return { certPem: readText(certPath, 'pki.cert'), keyPem: readText(keyPath, 'pki.key'), anchors: pemBlocks(anchorsPem), anchorsPem };
+}
+
+/**
+ * TLS with the gateway certificate that asks for (but does not require) a client certificate:
+ * consumers may authenticate by mTLS or by a token over TLS. The handshake proves possession of
+ * the client key; the chain and the "client" role are checked per call (auth.ts).
+ */
+function tlsCredentials(pki: Pki): grpc.ServerCredentials {
+  const ca = Buffer.from(pki.anchorsPem);
+  const identity = { certificate: Buffer.from(pki.certPem), privateKey: Buffer.from(pki.keyPem) };
+  // updates are delivered after the listener is registered: grpc-js adds its watcher only after
+  // subscribing, and an update delivered synchronously would reach nobody
+  const provider: grpc.experimental.CertificateProvider = {
+    addCaCertificateListener: (l) => queueMicrotask(() => l({ caCertificate: ca })),
+    removeCaCertificateListener: () => undefined,
+    addIdentityCertificateListener: (l) => queueMicrotask(() => l(identity)),
+    removeIdentityCertificateListener: () => undefined,
+  };
+  // one provider serves both the identity and the CA (grpc-js' parameter names are swapped)
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
+/** Starts a gateway in this process. */
+export async function startGateway(input: GatewayConfigInput | GatewayConfig, log: Logger = createLogger('gateway')): Promise<Gateway> {
+  const cfg = parseGatewayConfig(input);
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const pki = await ensurePki(cfg);
+  const key = importPrivateKey(pki.keyPem);
+  const certChain = chainFromPem(pki.certPem);
+  // the certificate must be ours, for our role, under our anchors: a report signed otherwise is worthless
+  const own = verifyChain(certChain, pki.anchors, { role: 'gateway' });
+  if (!equalBytes(rawPublicKey(own.publicKey), rawPublicKey(key))) fail('CONFIG_INVALID', 'pki.key does not match pki.cert');
+  const gatewayId = commonName(own.subject);
+
+  const store = RecordStore.open({ path: join(cfg.dataDir, 'records.db'), durability: cfg.durability });
+  const pool = new VerifierPool({ threads: cfg.verify.threads });
+  const resolver = new EndorsementResolver({
+    anchors: { roots: pki.anchors },
+    tokens: cfg.as.tokens,
+    timeoutMs: cfg.as.timeoutMs,
+    attempts: cfg.as.attempts,
+    backoffMs: cfg.as.backoffMs,
+    latestTtlMs: cfg.as.latestTtlMs,
+    allowedAsUrls: cfg.as.allowedUrls,
+  });
+  const engine = new VerificationEngine({ pool, resolver, requireGenesis: cfg.verify.requireGenesis, taskRecords: cfg.verify.taskRecords });
+  const auth = new GatewayAuth({ consumers: cfg.consumers, ingestTokens: cfg.ingest.tokens, anchors: pki.anchors });
+  const catalog = new DatasetCatalog(cfg.datasets, store);
+  const writer = new IngestWriter(store);
+  const ingestor = new Ingestor(new RecordParser({ maxRecordBytes: cfg.ingest.maxRecordBytes, maxFrameRecords: cfg.ingest.maxFrameRecords }), writer);
+  const signer = new ReportSigner(key, certChain, gatewayId);
+
+  const credentials = cfg.tls ? tlsCredentials(pki) : grpc.ServerCredentials.createInsecure();
+  const server = new RpcServer({ log, maxMessageBytes: cfg.maxMessageBytes, credentials, protoFiles: ['divs/v1/gateway.proto', 'divs/v1/jobs.proto'] });
+  server
+    .add(RawIngestService, ingestHandlers(ingestor, auth, cfg.ingest.window))
+    .add(GatewayConsumerServiceService, consumerHandlers({ auth, catalog, engine, store, signer, concurrency: cfg.verify.concurrency }));
+  // consumer jobs (enclave runner started at the first job), closed before the store and verifier
+  const jobs = cfg.jobs.enabled ? JobService.open({ config: cfg.jobs, tls: cfg.tls, dataDir: cfg.dataDir, auth, catalog, store, engine, reportSigner: signer, key, certChain, gatewayId, anchors: pki.anchors, log }) : null;
+  jobs?.register(server);
+  let closing = false;
+  let http: HttpServer | null = null;
+  let port: number;
+  try {
+    port = await server.listen(cfg.host, cfg.port);
+    if (cfg.httpPort !== null) http = await startHttp(createHttpApp({ ingestor, auth, log, maxBodyBytes: cfg.maxMessageBytes, healthy: () => !closing }), cfg.host, cfg.httpPort);
+  } catch (e) {
+    await server.close(0);
+    await jobs?.close();
+    await pool.close();
+    resolver.close();
+    store.close();
+    throw e;
+  }
+  log.info({ port, httpPort: http?.port ?? null, gatewayId, records: store.count() }, 'gateway serving');
+
+  return {
+    port,
+    httpPort: http?.port ?? null,
+    address: `${cfg.host}:${port}`,
+    name: gatewayId,
+    store,
+    engine,
+    certChain,
+    close: async () => {
+      if (closing) return;
+      closing = true;
+      await http?.close();
+      await server.close();
+      await jobs?.close();
+      writer.close();
+      await pool.close();
+      resolver.close();
+      store.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      'data-dir': { type: 'string' },
+      port: { type: 'string' },
+      'http-port': { type: 'string' },
+      host: { type: 'string' },
+      name: { type: 'string' },
+    },
+  });
+  const overrides: Record<string, unknown> = {};
+  if (values['data-dir']) overrides.dataDir = values['data-dir'];
+  if (values.port) overrides.port = Number(values.port);
+  if (values['http-port']) overrides.httpPort = Number(values['http-port']);
+  if (values.host) overrides.host = values.host;
+  if (values.name) overrides.name = values.name;
+  const log = createLogger('gateway');
+  const cfg = loadGatewayConfig(values.config, process.env, overrides);
+  const gw = await startGateway(cfg, log);
+  process.stdout.write(`${JSON.stringify({ service: 'gateway', port: gw.port, httpPort: gw.httpPort, pid: process.pid, name: gw.name })}\n`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    gw.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (import.meta.main) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`gateway: ${(e as Error).message}\n`);
+    process.exit(2);
+  });
+}
