@@ -38,6 +38,7 @@ import { syntheticIdentity } from '../cef/src/fixtures.ts';
 import { ContractState, EndorsementReason } from '../proto/gen/divs/v1/common.ts';
 import { cryptoRates, percentile, report, CORES } from './common.ts';
 import { chainFromPem } from '../protocol/src/pki.ts';
+import { createLogger } from '../platform/src/log.ts';
 
 const TXS = Number(process.env.BENCH_TXS ?? 6000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 200);
@@ -100,6 +101,7 @@ interface Sample {
   n: number;
 }
 
+/** Parent → child messages; `finish` with count 0 also stops the height tracker. */
 type Msg = { cmd: string; height?: number; count?: number; intervalMs?: number; batch?: number };
 
 async function child(): Promise<void> {
@@ -117,6 +119,7 @@ async function child(): Promise<void> {
     signer: nodeSigner(importPrivateKey(keyPem)),
     certChain,
     etcd: { endpoints: (endpoints as string).split(',') },
+    ...(process.env.BENCH_DEBUG === '1' ? { log: createLogger(name, 'debug') } : {}),
   });
   const base = 1_000_000 * (Number(index) + 1);
   let txs = makeTxs({ name, keyPem, certChain }, TXS, base);
@@ -173,7 +176,7 @@ async function child(): Promise<void> {
       }, m.intervalMs);
     } else if (m.cmd === 'finish') {
       void ledger.waitFor({ height: m.height as number }, 120_000).then(() => {
-        tracking = false;
+        if (m.count === 0) tracking = false;
         send({ cmd: 'times', times: [...times], info: { height: ledger.info().height, size: ledger.info().size, root: Buffer.from(ledger.info().rootHash).toString('hex') }, refusals: ledger.refusals().length });
       }, fail);
     } else if (m.cmd === 'exit') {
@@ -273,7 +276,7 @@ async function parent(): Promise<void> {
     for (const ch of children) ch.send({ cmd: 'go2', intervalMs: Math.max(1, Math.round((batch2 * 1000) / perNode)), batch: batch2 });
     const done2 = await Promise.all(children.map((ch) => once<{ samples: Sample[]; height: number }>(ch, 'done2')));
     const h2 = Math.max(...done2.map((d) => d.height));
-    for (const ch of children) ch.send({ cmd: 'finish', height: h2 });
+    for (const ch of children) ch.send({ cmd: 'finish', height: h2, count: 0 });
     const finished = await Promise.all(children.map((ch) => once<{ times: [number, number][]; info: { height: number; size: number; root: string }; refusals: number }>(ch, 'times')));
     const perNodeTimes = finished.map((f) => new Map(f.times));
     const allAt = (h: number): number => Math.max(...perNodeTimes.map((m) => m.get(h) ?? Infinity));

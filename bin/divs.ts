@@ -23,6 +23,8 @@ Tools
   consumer verify verify signed records (--records FILE) or a data package offline (VER-3, 10.1)
   consumer package build a verifiable data package (optionally encrypted to a recipient)
   consumer transfer pass a package to its next holder (signed custody record)
+  consumer job    submit / watch / fetch / verify jobs on a gateway (policy, pending, approve, reject)
+  consumer train  federated training (FedAvg) across several gateways, with attestations per round
   ledger verify   re-verify a ledger file offline (hash chain, Merkle tree, checkpoint)
   ledger inspect  print ledger height, size, blocks, a UE's history
   ledger proof    print an inclusion proof for a transaction
@@ -39,7 +41,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'as-node': async () => async (argv) => (await import('../as-node/src/main.ts')).runCli(argv),
   pki: async () => (await import('./commands/pki.ts')).run,
   ue: async () => (await import('./commands/ue.ts')).run,
-  consumer: async () => (await import('./commands/consumer.ts')).run,
+  consumer: async () => async (argv) =>
+    argv[0] === 'job' || argv[0] === 'train' ? (await import('./commands/job.ts')).run(argv) : (await import('./commands/consumer.ts')).run(argv),
   ledger: async () => (await import('./commands/ledger.ts')).run,
   demo: async () => (await import('./commands/demo.ts')).run,
 };

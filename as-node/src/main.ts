@@ -1,8 +1,9 @@
 /**
  * @module as-node
- * Starts a DIVS AS node: PKI (AS key + certificate under the consortium root CA), the local
- * ledger, the UE index, the CEF link (status lookups and the update subscription), and the
- * gRPC server with RP-ud, RP-ds and RP-dd services, health and reflection.
+ * Starts a DIVS AS node: PKI (AS key + certificate under the consortium root CA), the ledger
+ * (local SQLite, or a consortium ledger ordered by etcd: `ledger.type`), the UE index, the
+ * CEF link (status lookups and the update subscription), and the gRPC server with RP-ud,
+ * RP-ds and RP-dd services (plus ConsortiumService on a consortium), health and reflection.
  *
  * Run alone: `node as-node/src/main.ts --config as.json` or
  * `node as-node/src/main.ts --data-dir DIR --cef HOST:PORT [--port N] [--http-port N]`; prints

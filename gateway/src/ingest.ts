@@ -133,16 +133,37 @@ export type Parsed = { ok: true; item: StoreItem } | { ok: false; code: ErrorCod
 
 const CACHE_MAX = 100_000;
 
-/** Bounded memo: cleared when full (keys repeat heavily: a few identities, media types, AS URLs). */
+/**
+ * Bounded memo from field bytes to their checked value: cleared when full (keys repeat heavily:
+ * a few identities, media types, AS URLs). The last bytes seen are kept too, compared without
+ * building a string: consecutive records of one UE hit that.
+ */
 class Memo<V> {
   readonly #m = new Map<string, V>();
-  get(k: string, make: () => V): V {
+  #last = new Uint8Array(0);
+  #lastValue: V | undefined;
+
+  get(b: Uint8Array, off: number, len: number, make: () => V): V {
+    const last = this.#last;
+    if (this.#lastValue !== undefined && last.length === len) {
+      let same = true;
+      for (let i = 0; i < len; i++) {
+        if (last[i] !== b[off + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return this.#lastValue;
+    }
+    const k = len === 0 ? '' : Buffer.from(b.buffer, b.byteOffset + off, len).toString('latin1');
     let v = this.#m.get(k);
     if (v === undefined) {
       v = make();
       if (this.#m.size >= CACHE_MAX) this.#m.clear();
       this.#m.set(k, v);
     }
+    this.#last = b.slice(off, off + len);
+    this.#lastValue = v;
     return v;
   }
 }
@@ -150,7 +171,6 @@ class Memo<V> {
 type IdentityResult = { ok: true; identity: UeIdentity; key: string } | { ok: false; code: ErrorCode; message: string };
 type TextResult = { ok: true; value: string } | { ok: false; message: string };
 
-const latin1 = (b: Uint8Array, off: number, len: number): string => Buffer.from(b.buffer, b.byteOffset + off, len).toString('latin1');
 const utf8At = (b: Uint8Array, off: number, len: number): string => Buffer.from(b.buffer, b.byteOffset + off, len).toString('utf8');
 
 /** Checks records for ingest; keeps memos of identities, media types and entry addresses. */
@@ -221,17 +241,16 @@ export class RecordParser {
     if (f.prevLen !== 32) return bad('MALFORMED_MESSAGE', 'record.body.previous_hash: must be 32 bytes', seq, true);
     if (f.timestampMs < 0) return bad('INVALID_ARGUMENT', 'record.body.timestamp_ms: must be >= 0', seq, true);
     if (f.identityOff < 0) return bad('IDENTITY_INCOMPLETE', 'record.body.identity: missing', seq, true);
-    const id = this.#ids.get(latin1(rec, f.identityOff, f.identityLen), () => identityOf(rec.subarray(f.identityOff, f.identityOff + f.identityLen)));
+    const id = this.#ids.get(rec, f.identityOff, f.identityLen, () => identityOf(rec.subarray(f.identityOff, f.identityOff + f.identityLen)));
     if (!id.ok) return bad(id.code, id.message, seq, true);
-    const ct = f.contentTypeOff < 0 ? '' : latin1(rec, f.contentTypeOff, f.contentTypeLen);
-    const type = this.#types.get(ct, () => contentTypeOf(rec, f.contentTypeOff, f.contentTypeLen));
+    const type = this.#types.get(rec, Math.max(0, f.contentTypeOff), f.contentTypeOff < 0 ? 0 : f.contentTypeLen, () => contentTypeOf(rec, f.contentTypeOff, f.contentTypeLen));
     if (!type.ok) return bad('INVALID_ARGUMENT', type.message, seq, true);
     if (!f.hasTx) return bad('MISSING_FIELD', 'record.body.endorsement: the record names no endorsement (tx ID + entry address)', seq, true);
     if (f.txHashLen !== 0 && f.txHashLen !== 32) return bad('INVALID_ARGUMENT', 'record.body.endorsement.tx_hash: must be 32 bytes', seq, true);
     if (f.ledgerOff < 0 || f.ledgerLen === 0) return bad('MISSING_FIELD', 'record.body.endorsement.entry_address.ledger_id: missing', seq, true);
     if (f.ledgerLen > 128) return bad('INVALID_ARGUMENT', 'record.body.endorsement.entry_address.ledger_id: too long', seq, true);
-    const ledgerId = this.#ledgers.get(latin1(rec, f.ledgerOff, f.ledgerLen), () => utf8At(rec, f.ledgerOff, f.ledgerLen));
-    const entry = this.#entries.get(latin1(rec, f.entryOff, f.entryLen), () => entryUrls(rec.subarray(f.entryOff, f.entryOff + f.entryLen)));
+    const ledgerId = this.#ledgers.get(rec, f.ledgerOff, f.ledgerLen, () => utf8At(rec, f.ledgerOff, f.ledgerLen));
+    const entry = this.#entries.get(rec, f.entryOff, f.entryLen, () => entryUrls(rec.subarray(f.entryOff, f.entryOff + f.entryLen)));
     if (!entry.ok) return bad('INVALID_ARGUMENT', entry.message, seq, true);
     return {
       ok: true,

@@ -25,7 +25,7 @@ import type { UeIdentity } from '../../proto/gen/divs/v1/common.ts';
 import { equalBytes } from '../../protocol/src/bytes.ts';
 import { fail } from '../../protocol/src/errors.ts';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export { ueKeyOf } from './verify/identity.ts';
 
@@ -111,6 +111,7 @@ export class RecordStore {
   readonly #db: Database.Database;
   readonly #ues = new Map<string, UeState>();
   readonly #channels = new Map<string, number>();
+  readonly #ctypes = new Map<string, number>();
   readonly #refs = new Set<string>();
   readonly #insert: Database.Statement;
   readonly #existing: Database.Statement;
@@ -124,9 +125,10 @@ export class RecordStore {
   private constructor(path: string, db: Database.Database) {
     this.path = path;
     this.#db = db;
+    // only what ingest and the workers need per row: the rest is in the record (and in stats)
     this.#insert = db.prepare(
-      `INSERT INTO records (ue, seq, channel, content_type, ts, ledger, tx_id, late, hash, received_ms, record)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ue, seq) DO NOTHING`,
+      `INSERT INTO records (ue, seq, channel, ctype, late, hash, received_ms, record)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ue, seq) DO NOTHING`,
     );
     this.#existing = db.prepare('SELECT hash FROM records WHERE ue = ? AND seq = ?').pluck();
     this.#fork = db.prepare('INSERT INTO forks (ue, seq, channel, hash, existing_hash, received_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
@@ -144,6 +146,7 @@ export class RecordStore {
       this.#ues.set(r.key, { id: r.id, minSeq: r.min_seq, maxSeq: r.max_seq, count: r.count, dirty: false });
     }
     for (const r of db.prepare('SELECT id, name FROM channels').all() as { id: number; name: string }[]) this.#channels.set(r.name, r.id);
+    for (const r of db.prepare('SELECT id, name FROM ctypes').all() as { id: number; name: string }[]) this.#ctypes.set(r.name, r.id);
     this.#append = db.transaction((items: readonly StoreItem[], receivedMs: number) => this.#appendTx(items, receivedMs));
   }
 
@@ -173,11 +176,11 @@ export class RecordStore {
         id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
         imei TEXT NOT NULL, iccid TEXT NOT NULL, eid TEXT NOT NULL, msisdn TEXT NOT NULL,
         min_seq INTEGER NOT NULL DEFAULT 0, max_seq INTEGER NOT NULL DEFAULT 0, count INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS ctypes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
       CREATE TABLE IF NOT EXISTS records (
         id INTEGER PRIMARY KEY,
-        ue INTEGER NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL, content_type TEXT NOT NULL,
-        ts INTEGER NOT NULL, ledger TEXT NOT NULL, tx_id INTEGER NOT NULL, late INTEGER NOT NULL,
-        hash BLOB NOT NULL, received_ms INTEGER NOT NULL, record BLOB NOT NULL);
+        ue INTEGER NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL, ctype INTEGER NOT NULL,
+        late INTEGER NOT NULL, hash BLOB NOT NULL, received_ms INTEGER NOT NULL, record BLOB NOT NULL);
       CREATE UNIQUE INDEX IF NOT EXISTS records_ue_seq ON records (ue, seq);
       CREATE TABLE IF NOT EXISTS forks (
         id INTEGER PRIMARY KEY, ue INTEGER NOT NULL, seq INTEGER NOT NULL, channel INTEGER NOT NULL,
@@ -200,6 +203,15 @@ export class RecordStore {
     if (id === undefined) {
       id = Number(this.#db.prepare('INSERT INTO channels (name) VALUES (?)').run(name).lastInsertRowid);
       this.#channels.set(name, id);
+    }
+    return id;
+  }
+
+  #ctypeId(name: string): number {
+    let id = this.#ctypes.get(name);
+    if (id === undefined) {
+      id = Number(this.#db.prepare('INSERT INTO ctypes (name) VALUES (?)').run(name).lastInsertRowid);
+      this.#ctypes.set(name, id);
     }
     return id;
   }
@@ -228,6 +240,7 @@ export class RecordStore {
       if (u && !snapshot.has(u)) snapshot.set(u, { minSeq: u.minSeq, maxSeq: u.maxSeq, count: u.count, dirty: u.dirty });
     }
     const channelsBefore = new Map(this.#channels);
+    const ctypesBefore = new Map(this.#ctypes);
     const refsBefore = new Set(this.#refs);
     const uesBefore = new Set(this.#ues.keys());
     try {
@@ -238,6 +251,8 @@ export class RecordStore {
       for (const k of [...this.#ues.keys()]) if (!uesBefore.has(k)) this.#ues.delete(k);
       this.#channels.clear();
       for (const [k, v] of channelsBefore) this.#channels.set(k, v);
+      this.#ctypes.clear();
+      for (const [k, v] of ctypesBefore) this.#ctypes.set(k, v);
       this.#refs.clear();
       for (const r of refsBefore) this.#refs.add(r);
       fail('STORAGE_FAILED', `cannot store records: ${(e as Error).message}`, e);
@@ -251,14 +266,20 @@ export class RecordStore {
     const agg = new Map<string, { ch: number; ct: string; ue: number; ledger: string; tx: number; count: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }>();
     let lastName = '';
     let channel = -1;
+    let lastType = '';
+    let ctype = -1;
     for (const it of items) {
       if (channel < 0 || it.channel !== lastName) {
         channel = this.#channelId(it.channel);
         lastName = it.channel;
       }
+      if (ctype < 0 || it.contentType !== lastType) {
+        ctype = this.#ctypeId(it.contentType);
+        lastType = it.contentType;
+      }
       const u = this.#ue(it, created);
       const late = u.count > 0 && it.sequence < u.maxSeq ? 1 : 0;
-      const info = this.#insert.run(u.id, it.sequence, channel, it.contentType, it.timestampMs, it.ledgerId, it.txId, late, it.hash, receivedMs, it.record);
+      const info = this.#insert.run(u.id, it.sequence, channel, ctype, late, it.hash, receivedMs, it.record);
       if (info.changes === 0) {
         const existing = this.#existing.get(u.id, it.sequence) as Uint8Array;
         if (equalBytes(existing, it.hash)) {
@@ -420,16 +441,27 @@ export interface StoredRow {
 export class StoreReader {
   readonly #db: Database.Database;
   readonly #slice: Database.Statement;
+  readonly #types = new Map<number, string>();
 
   constructor(path: string) {
     this.#db = openDb(path, true);
-    this.#slice = this.#db.prepare('SELECT record, channel, content_type, late FROM records WHERE ue = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw(true);
+    this.#slice = this.#db.prepare('SELECT record, channel, ctype, late FROM records WHERE ue = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw(true);
+  }
+
+  #type(id: number): string {
+    let t = this.#types.get(id);
+    if (t === undefined) {
+      // media types are few and only ever added: reload the table when one is new to us
+      for (const r of this.#db.prepare('SELECT id, name FROM ctypes').all() as { id: number; name: string }[]) this.#types.set(r.id, r.name);
+      t = this.#types.get(id) ?? '';
+    }
+    return t;
   }
 
   /** Records of one UE with `from <= seq <= to`, ascending. */
   slice(ue: number, from: number, to: number): StoredRow[] {
-    const rows = this.#slice.all(ue, from, to) as [Buffer, number, string, number][];
-    return rows.map(([record, channel, contentType, late]) => ({ record, channel, contentType, late: late === 1 }));
+    const rows = this.#slice.all(ue, from, to) as [Buffer, number, number, number][];
+    return rows.map(([record, channel, ctype, late]) => ({ record, channel, contentType: this.#type(ctype), late: late === 1 }));
   }
 
   close(): void {

@@ -128,7 +128,8 @@ beforeAll(async () => {
   gw = await spawnService(['gateway/src/main.ts', '--config', cfgPath], {}, { autoStop: false });
 
   // every UE sends READINGS smart-meter readings (batch-signed) on "meters"; UE 7 signs one by one
-  // and one of its records is altered in transit; UEs 0 and 1 also send 8 readings on "tiny"
+  // and one of its records is altered in transit; UEs 0 and 1 then continue their chains with 8
+  // readings on "tiny" (records of one chain on two channels: each dataset's context)
   const ingest = new IngestClient({ address: `127.0.0.1:${gw.port}`, channel: 'meters', credentials: gatewayCredentials({ rootsPem }) });
   for (const [i, u] of fleet.ues.entries()) {
     const samples = smartMeter.generate({ seed: 'jobs-it', deviceId: `meter-${i}`, count: READINGS });
@@ -152,9 +153,9 @@ beforeAll(async () => {
   ingest.close();
   const tiny = new IngestClient({ address: `127.0.0.1:${gw.port}`, channel: 'tiny', credentials: gatewayCredentials({ rootsPem }) });
   for (const i of [0, 1]) {
-    const sg = await fleetSigner(fleet.ues[i] as Fleet['ues'][number]);
-    const samples = smartMeter.generate({ seed: 'jobs-tiny', deviceId: `meter-${i}`, count: 8 });
-    await tiny.send(await sg.signBatch(samples.map((x) => ({ payload: x.bytes, timestampMs: x.timestampMs })), smartMeter.contentType));
+    const samples = smartMeter.generate({ seed: 'jobs-it', deviceId: `meter-${i}`, count: 8, startIndex: READINGS });
+    const acks = await tiny.send(await (signers.get(i) as RecordSigner).signBatch(samples.map((x) => ({ payload: x.bytes, timestampMs: x.timestampMs })), smartMeter.contentType));
+    expect(acks.every((a) => a.status === AckStatus.ACK_STATUS_STORED)).toBe(true);
   }
   tiny.close();
   alice = client(ALICE);
@@ -276,8 +277,9 @@ describe('consumer jobs on a gateway', () => {
   it('[SC2-3] [SC2-4] withholds outputs below the aggregation threshold (OUTPUT_BELOW_THRESHOLD)', async () => {
     // one group per meter: one UE each, below the threshold of 3
     await expectCode(alice.run({ datasetId: 'meters', code: MEAN_CODE, groupBy: ['meterId'] }), 'OUTPUT_BELOW_THRESHOLD');
-    // a dataset with readings of only 2 UEs
-    await expectCode(alice.run({ datasetId: 'tiny', code: MEAN_CODE }), 'OUTPUT_BELOW_THRESHOLD');
+    // a dataset with readings of only 2 UEs (all 16 verified: their chains continue from "meters")
+    const e = await expectCode(alice.run({ datasetId: 'tiny', code: MEAN_CODE }), 'OUTPUT_BELOW_THRESHOLD');
+    expect(e.message).toMatch(/the largest holds 2 \(16 usable verified records\)/);
     const j = await alice.submit({ datasetId: 'tiny', code: MEAN_CODE });
     const last = await alice.watch(j.jobId);
     expect(last.state).toBe(JobState.JOB_STATE_WITHHELD);
@@ -298,10 +300,20 @@ describe('consumer jobs on a gateway', () => {
     await expectCode(alice.submit({ datasetId: 'nope', code: SUM_CODE }), 'UNKNOWN_DATASET');
     await expectCode(alice.submit({ datasetId: 'meters', code: SUM_CODE, groupBy: ['_secret'] }), 'INVALID_ARGUMENT');
     await expectCode(alice.submit({ datasetId: 'meters', code: SUM_CODE, params: undefined, nonce: new Uint8Array(65) }), 'INVALID_ARGUMENT');
-    // carol must use mTLS: a bearer token over TLS is not enough
+    // carol must use mTLS: a bearer token over TLS is not enough; her client certificate is
     const carol = client(CAROL);
     await expectCode(carol.submit({ datasetId: 'meters', code: SUM_CODE }), 'POLICY_TRANSPORT_REQUIRED');
     carol.close();
+    const ca = { certPem: rootsPem, keyPem: readFileSync(join(s.asDataDir, 'pki', 'root-ca.key'), 'utf8') };
+    const cert = await issueCertificate({ ca, subjectName: 'carol', role: 'client', validityDays: 1 });
+    const carolMtls = new JobClient({
+      address: `127.0.0.1:${gw.port}`,
+      anchors: anchors(),
+      credentials: gatewayCredentials({ rootsPem, clientCertPem: cert.certPem, clientKeyPem: cert.keyPem, gatewayName: 'gw-jobs' }),
+    });
+    const viaCert = await carolMtls.run({ datasetId: 'meters', code: SUM_CODE, params: { scale: 1 } });
+    expect(viaCert.statement.consumer).toBe('carol');
+    carolMtls.close();
     // dave falls under "*": allow-list empty, no manual approval
     const dave = client(DAVE);
     await expectCode(dave.submit({ datasetId: 'meters', code: SUM_CODE }), 'POLICY_CODE_NOT_APPROVED');
@@ -414,7 +426,7 @@ describe('consumer jobs on a gateway', () => {
     expect(toHex(b.statement.datasetCommitment)).toBe(toHex(a.statement.datasetCommitment));
     // one more reading of UE 0: the dataset changed, so it is verified again
     const sg = signers.get(0) as RecordSigner;
-    const next = smartMeter.generate({ seed: 'jobs-it', deviceId: 'meter-0', count: 1, startIndex: READINGS })[0] as ReturnType<typeof smartMeter.generate>[number];
+    const next = smartMeter.generate({ seed: 'jobs-it', deviceId: 'meter-0', count: 1, startIndex: READINGS + 8 })[0] as ReturnType<typeof smartMeter.generate>[number];
     const ingest = new IngestClient({ address: `127.0.0.1:${gw.port}`, channel: 'meters', credentials: gatewayCredentials({ rootsPem }) });
     const acks = await ingest.send([await sg.sign(next.bytes, next.contentType, next.timestampMs)]);
     ingest.close();

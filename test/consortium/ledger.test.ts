@@ -441,6 +441,29 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
     }
   });
 
+  it('[BC-1] a node given another consortium\'s genesis refuses the etcd prefix and never touches its blocks', async () => {
+    const other = await createLocalConsortium({ ledgerId: LEDGER, orgs: [{ id: 'op-z', name: 'Operator Z', nodes: ['as-z'] }] });
+    const z = other.nodes[0] as LocalNode;
+    const height = await converge();
+    const ledger = await ConsortiumLedger.open({
+      path: join(dir, 'as-z.db'),
+      genesis: other.genesis,
+      nodeName: 'as-z',
+      signer: nodeSigner(importPrivateKey(z.keyPem)),
+      certChain: z.certChain,
+      etcd: { endpoints: etcd.endpoints },
+    });
+    try {
+      expect(ledger.halted?.code).toBe('WRONG_LEDGER');
+      expect(ledger.info().height).toBe(0);
+      await expectCode(ledger.append(registrations(endorserOf(z), 1)), 'WRONG_LEDGER');
+      expect(await converge()).toBe(height);
+      expect(running().flatMap((n) => n.ledger.refusals()).filter((r) => r.height === 0)).toEqual([]);
+    } finally {
+      ledger.close();
+    }
+  });
+
   it('[FW-BC] etcd member faults: 1 of 3 down, writes go on; 2 down, ORDERING_UNAVAILABLE and no partial block; restarted, writes resume with nothing acknowledged lost', async () => {
     const acked: { txId: number; leaf: string }[] = [];
     const ack = (es: { txId: number; leafHash: Uint8Array }[]) => acked.push(...es.map((e) => ({ txId: e.txId, leaf: toHex(e.leafHash) })));

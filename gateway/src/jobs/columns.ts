@@ -30,8 +30,11 @@ import type { JsonValue } from '../../../enclave-runner/src/index.ts';
 export const MISSING_CODE = 0xffff_ffff;
 /** Most payload fields turned into columns. */
 export const MAX_FIELDS = 256;
-/** Budget of all dictionary strings of one group (UTF-16 code units), to keep `meta` small. */
-export const MAX_DICTIONARY_CHARS = 2 * 1024 * 1024;
+/**
+ * Budget of all dictionary strings of one group (UTF-16 code units): even escaped at 6 bytes a
+ * character, `meta` stays under the runner's 8 MiB JSON limit the job service sets.
+ */
+export const MAX_DICTIONARY_CHARS = 1024 * 1024;
 /** Most group_by fields. */
 export const MAX_GROUP_BY = 4;
 /** Derived group_by fields. */

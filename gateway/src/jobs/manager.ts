@@ -359,7 +359,7 @@ export class JobManager {
     this.#set(j, { state: JobState.JOB_STATE_QUEUED, approval: `manual:${operator}`, detail: `approved by ${operator}; queued` }, true);
     this.#log.info({ jobId: j.id, operator, rememberCode }, 'job approved');
     this.#queue.push(j.id);
-    setImmediate(() => this.#pump());
+    queueMicrotask(() => this.#pump());
     return this.#statusOf(j);
   }
 
@@ -381,11 +381,14 @@ export class JobManager {
       if (!j || j.state !== JobState.JOB_STATE_QUEUED) continue;
       const r: Running = { ctl: new AbortController() };
       this.#running.set(id, r);
-      const task = this.#process(j, r).finally(() => {
-        this.#running.delete(id);
-        this.#tasks.delete(task);
-        this.#pump();
-      });
+      const task = this.#process(j, r)
+        // #process records every failure itself; this only guards against a bug there
+        .catch((e: unknown) => this.#log.error({ jobId: id, err: e }, 'job processing failed'))
+        .finally(() => {
+          this.#running.delete(id);
+          this.#tasks.delete(task);
+          this.#pump();
+        });
       this.#tasks.add(task);
     }
   }

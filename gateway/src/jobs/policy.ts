@@ -44,8 +44,8 @@ export const JobPolicySchema = z.object({
   maxLimits: JobLimitsSchema.default({ ...DEFAULT_MAX_LIMITS }),
   /** Aggregation threshold: distinct UEs behind every released group. */
   minDistinctUes: z.number().int().min(1).max(1_000_000).default(5),
-  /** Largest released result (JSON bytes). */
-  maxOutputBytes: z.number().int().min(64).max(256 << 20).default(1 << 20),
+  /** Largest released result (JSON bytes; at most 32 MiB, which one gRPC answer carries with room to spare). */
+  maxOutputBytes: z.number().int().min(64).max(32 << 20).default(1 << 20),
   maxGroups: z.number().int().min(1).max(100_000).default(256),
   /** Largest value of one group, in scalar values (see jobs/output.ts). */
   maxValuesPerGroup: z.number().int().min(1).max(10_000_000).default(4096),

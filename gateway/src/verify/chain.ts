@@ -88,7 +88,9 @@ export class ChainTracker {
   readonly #unique: boolean;
   #pending: boolean;
   #lastSeq = 0;
-  #lastHash = new Uint8Array(32);
+  // the tail's hash, by reference (buffer + offset): no copy per record on the hot path
+  #tailBuf: Uint8Array = new Uint8Array(32);
+  #tailOff = 0;
   #started = false;
   // sequence -> hash (hex), only without assumeUnique
   readonly #seen: Map<number, string> | null;
@@ -104,7 +106,7 @@ export class ChainTracker {
 
   /** The highest linked record so far (undefined before any). */
   get tail(): ChainTail | undefined {
-    return this.#started ? { sequence: this.#lastSeq, hash: this.#lastHash.slice() } : undefined;
+    return this.#started ? { sequence: this.#lastSeq, hash: this.#tailBuf.slice(this.#tailOff, this.#tailOff + 32) } : undefined;
   }
 
   /** Continues from a tail judged elsewhere (the previous part of the same chain). */
@@ -113,14 +115,28 @@ export class ChainTracker {
     if (!tail) return;
     this.#started = true;
     this.#lastSeq = tail.sequence;
-    this.#lastHash = tail.hash.slice();
+    this.#tailBuf = tail.hash.slice(0, 32);
+    this.#tailOff = 0;
   }
 
   /**
    * Judges the next authentic record: its sequence number, its previous-hash field and its own
-   * hash (SHA-256 of the body).
+   * hash (SHA-256 of the body). The hash is kept by reference: its bytes must not change while
+   * this record is the tail.
    */
   observe(seq: number, prev: Uint8Array, prevOff: number, hash: Uint8Array, hashOff: number): Finding {
+    const next = seq === this.#lastSeq + 1;
+    const eqTail = this.#started && (next ? equal32(prev, prevOff, this.#tailBuf, this.#tailOff) : seq === this.#lastSeq && equal32(this.#tailBuf, this.#tailOff, hash, hashOff));
+    return this.observeLinked(seq, eqTail, seq === 1 && isZero32(prev, prevOff), hash, hashOff);
+  }
+
+  /**
+   * {@link observe} for callers that compared bytes themselves, in bulk: `eqTail` says whether
+   * the record's previous hash equals the tail's hash (when seq = tail + 1) or whether its own
+   * hash equals the tail's hash (when seq = tail); `prevZero` whether the previous hash is all
+   * zero (sequence 1). Ignored in other cases.
+   */
+  observeLinked(seq: number, eqTail: boolean, prevZero: boolean, hash: Uint8Array, hashOff: number): Finding {
     this.missing = 0;
     if (this.#seen !== null) {
       const before = this.#seen.get(seq);
@@ -134,20 +150,19 @@ export class ChainTracker {
     }
     if (!this.#started) {
       this.#advance(seq, hash, hashOff);
-      if (seq === 1) return isZero32(prev, prevOff) ? Finding.OK : Finding.FORK;
+      if (seq === 1) return prevZero ? Finding.OK : Finding.FORK;
       if (!this.#requireGenesis) return Finding.OK;
       this.missing = seq - 1;
       return Finding.GAP;
     }
     if (seq === this.#lastSeq) {
       // only reachable with assumeUnique: a duplicate slipped through
-      return equal32(this.#lastHash, 0, hash, hashOff) ? Finding.REPLAY : Finding.FORK;
+      return eqTail ? Finding.REPLAY : Finding.FORK;
     }
     if (seq < this.#lastSeq) return Finding.REORDERED;
     if (seq === this.#lastSeq + 1) {
-      const linked = equal32(prev, prevOff, this.#lastHash, 0);
       this.#advance(seq, hash, hashOff);
-      return linked ? Finding.OK : Finding.FORK;
+      return eqTail ? Finding.OK : Finding.FORK;
     }
     this.missing = seq - this.#lastSeq - 1;
     this.#advance(seq, hash, hashOff);
@@ -157,8 +172,7 @@ export class ChainTracker {
   #advance(seq: number, hash: Uint8Array, hashOff: number): void {
     this.#started = true;
     this.#lastSeq = seq;
-    // a byte loop: no subarray allocation per record on the hot path
-    const h = this.#lastHash;
-    for (let i = 0; i < 32; i++) h[i] = hash[hashOff + i] as number;
+    this.#tailBuf = hash;
+    this.#tailOff = hashOff;
   }
 }

@@ -29,7 +29,7 @@ import { importPublicKey, nodeVerify, type Suite } from '../../../protocol/src/s
 import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
 import { Sha256Many } from './sha256x4.ts';
 import { S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
-import { RecordFields, sameBytes, sameWords, scanBody, scanMessage, scanPath, scanSignedRecord } from './wire.ts';
+import { RecordFields, sameBytes, scanBody, scanMessage, scanPath, scanSignedRecord } from './wire.ts';
 
 const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
 const S_MISSING = statusOf('MISSING_FIELD');
@@ -55,8 +55,9 @@ interface LiveWindow {
   key: KeyObject | null;
   suite: Suite;
   ledger: Uint8Array;
-  txHash: DataView;
-  identity: DataView | null;
+  /** Arena offsets of the window's tx hash and bound identity (-1: none), for bulk compares. */
+  txHashAt: number;
+  identityAt: number;
 }
 
 /**
@@ -93,8 +94,16 @@ export class VerifierCore {
     let status = w.error === null ? S_VALID : statusOf(w.error);
     const key = status === S_VALID ? this.#key(w) : null;
     if (status === S_VALID && key === null) status = S_BAD_ENDORSEMENT;
-    const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-    return { spec: w, status, key, suite: w.suite as Suite, ledger: utf8(w.ledgerId), txHash: dv(w.txHash), identity: w.identity ? dv(w.identity) : null };
+    const h = this.hasher;
+    return {
+      spec: w,
+      status,
+      key,
+      suite: w.suite as Suite,
+      ledger: utf8(w.ledgerId),
+      txHashAt: w.txHash.length === 32 ? h.write(w.txHash) : -1,
+      identityAt: w.identity ? h.write(w.identity) : -1,
+    };
   }
 
   /** Judges every record of a task. Never throws for bad records: they get a status. */
@@ -106,7 +115,13 @@ export class VerifierCore {
     const h = this.hasher;
     h.reset();
 
-    // windows by tx ID (ledger compared per record)
+    // arena: the packed bytes, one 32-byte slot per record for its hash and one for its leaf
+    // hash, the windows' tx hashes and identities, and 32 zero bytes (genesis previous hash)
+    const base = h.write(data);
+    const hashesAt = h.alloc(32 * n);
+    const leavesAt = h.alloc(32 * n);
+    const zeroAt = h.alloc(32);
+    h.bytes.fill(0, zeroAt, zeroAt + 32);
     const windows = task.windows.map((w) => this.#live(w));
     const byTx = new Map<number, LiveWindow[]>();
     for (const w of windows) {
@@ -135,21 +150,23 @@ export class VerifierCore {
     const batchLen = new Int32Array(n);
     const pathCount = new Uint8Array(n);
     const win: (LiveWindow | null)[] = new Array(n).fill(null);
-    const idOk = new Uint8Array(n);
-
-    // arena: the packed bytes, then one 32-byte slot per record for its hash and its leaf hash
-    const base = h.write(data);
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const hashesAt = h.alloc(32 * n);
-    const leavesAt = h.alloc(32 * n);
+    // bulk byte comparisons queued per record (-1: none)
+    const idCmp = new Int32Array(n).fill(-1);
+    const txCmp = new Int32Array(n).fill(-1);
+    const rootCmp = new Int32Array(n).fill(-1);
+    const sigCmp = new Int32Array(n).fill(-1);
+    // what phase 1b still has to decide
+    const hasTx = new Uint8Array(n);
+    const txHashBad = new Uint8Array(n);
+    const proofBad = new Uint8Array(n);
     let digests = 0;
     let lastWin: LiveWindow | null = null;
 
-    // ---- 1. decode, endorsement window, tx reference
+    // ---- 1. decode, find the endorsement window, queue hashes and comparisons
     for (let i = 0; i < n; i++) {
       const off = offsets[i] as number;
       const len = (offsets[i + 1] as number) - off;
-      if (!scanSignedRecord(data, off, len, f) || f.bodyOff < 0 || f.bodyLen === 0 || !scanBody(data, f.bodyOff, f.bodyLen, f)) {
+      if (!scanSignedRecord(data, off, len, f) || f.bodyOff < 0 || f.bodyLen === 0 || !scanBody(data, f.bodyOff, f.bodyLen, f) || f.sequence < 1 || f.prevLen !== 32) {
         status[i] = S_MALFORMED;
         continue;
       }
@@ -161,59 +178,35 @@ export class VerifierCore {
       timestamp[i] = f.timestampMs;
       identOff[i] = f.identityOff;
       identLen[i] = f.identityLen;
-      if (f.sequence < 1 || f.prevLen !== 32) {
-        status[i] = S_MALFORMED;
-        continue;
-      }
       prevOff[i] = f.prevOff;
       h.jobInto(hashesAt + 32 * i, -1, base + f.bodyOff, f.bodyLen);
       digests++;
-      // the identity bytes equal the endorsed ones (the common case), or they must at least be a
-      // well-formed message: a record that does not decode is MALFORMED before anything else
-      let w: LiveWindow | null = lastWin;
-      if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
-        w = null;
-        if (f.hasTx) {
+      let w: LiveWindow | null = null;
+      if (f.hasTx) {
+        hasTx[i] = 1;
+        w = lastWin;
+        if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
+          w = null;
           for (const c of byTx.get(f.txId) ?? []) {
             if (sameLedger(c, data, f)) {
               w = c;
               break;
             }
           }
+          if (w !== null) lastWin = w;
         }
-        if (w !== null) lastWin = w;
-      }
-      const idSame = w !== null && w.identity !== null && f.identityOff >= 0 && f.identityLen === w.identity.byteLength && sameWords(dv, f.identityOff, w.identity, 0, f.identityLen);
-      if (!idSame && f.identityOff >= 0 && !scanMessage(data, f.identityOff, f.identityLen)) {
-        status[i] = S_MALFORMED;
-        continue;
-      }
-      idOk[i] = idSame ? 1 : 0;
-      if (!f.hasTx) {
-        status[i] = S_MISSING;
-        continue;
-      }
-      if (w === null) {
-        status[i] = S_UNKNOWN_TX;
-        continue;
       }
       win[i] = w;
-      if (w.status !== S_VALID) {
-        status[i] = w.status;
-        continue;
-      }
-      if (f.txHashLen > 0 && (f.txHashLen !== 32 || !sameWords(dv, f.txHashOff, w.txHash, 0, 32))) {
-        status[i] = S_BAD_ENDORSEMENT;
-        continue;
-      }
-      if (f.sigLen === 0) {
-        status[i] = S_BAD_SIGNATURE;
-        continue;
+      if (w !== null && w.identityAt >= 0 && f.identityOff >= 0 && f.identityLen === (w.spec.identity as Uint8Array).length) idCmp[i] = h.compare(base + f.identityOff, w.identityAt, f.identityLen);
+      if (w === null || w.status !== S_VALID) continue;
+      if (f.txHashLen > 0) {
+        if (f.txHashLen !== 32 || w.txHashAt < 0) txHashBad[i] = 1;
+        else txCmp[i] = h.compare(base + f.txHashOff, w.txHashAt, 32);
       }
       if (f.batch) {
         // a proof that cannot be one (sizes, index, hash lengths) never verifies
         if (!f.pathHashes || f.pathCount > 32 || f.batchSize < 1 || f.batchSize > MAX_BATCH || f.batchIndex >= f.batchSize || f.rootLen !== 32) {
-          status[i] = S_BAD_SIGNATURE;
+          proofBad[i] = 1;
           continue;
         }
         isBatch[i] = 1;
@@ -225,36 +218,44 @@ export class VerifierCore {
         pathCount[i] = f.pathCount;
         h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
         digests++;
+        // same batch as the record before? (root and signature bytes, compared in bulk)
+        if (i > 0 && isBatch[i - 1] === 1 && win[i - 1] === w) {
+          rootCmp[i] = h.compare(base + f.rootOff, base + (rootOff[i - 1] as number), 32);
+          if (sigLen[i - 1] === f.sigLen) sigCmp[i] = h.compare(base + f.sigOff, base + (sigOff[i - 1] as number), f.sigLen);
+        }
       }
     }
     h.run();
+    const eq = h.compareAll();
+
+    // ---- 1b. decisions in checkRecord order: decodes, names an endorsement, usable, tx hash
+    for (let i = 0; i < n; i++) {
+      if (status[i] === S_MALFORMED) continue;
+      const c = idCmp[i] as number;
+      if (!(c >= 0 && eq[c] === 1) && identOff[i] as number >= 0 && !scanMessage(data, identOff[i] as number, identLen[i] as number)) status[i] = S_MALFORMED;
+      else if (hasTx[i] !== 1) status[i] = S_MISSING;
+      else if (win[i] === null) status[i] = S_UNKNOWN_TX;
+      else if ((win[i] as LiveWindow).status !== S_VALID) status[i] = (win[i] as LiveWindow).status;
+      else if (txHashBad[i] === 1 || (txCmp[i] as number >= 0 && eq[txCmp[i] as number] !== 1)) status[i] = S_BAD_ENDORSEMENT;
+      else if (sigLen[i] === 0 || proofBad[i] === 1) status[i] = S_BAD_SIGNATURE;
+    }
 
     // ---- 2a. batch mode: one signature per batch, membership by tree rebuild or paths
     let signatureChecks = 0;
     let batchGroups = 0;
     const fullGroups: { start: number; end: number; root: number }[] = [];
-    const pathRecords: number[] = [];
+    const pathRecords: { i: number; root: number }[] = [];
     for (let i = 0; i < n; ) {
       if (isBatch[i] !== 1 || status[i] !== PENDING) {
         i++;
         continue;
       }
-      // a group: consecutive records of one batch (same window, signature, root and size)
+      // a group: consecutive records of one batch (same window, size, root and signature)
       let j = i + 1;
-      while (
-        j < n &&
-        isBatch[j] === 1 &&
-        status[j] === PENDING &&
-        win[j] === win[i] &&
-        bSize[j] === bSize[i] &&
-        sigLen[j] === sigLen[i] &&
-        sameWords(dv, rootOff[j] as number, dv, rootOff[i] as number, 32) &&
-        sameWords(dv, sigOff[j] as number, dv, sigOff[i] as number, sigLen[i] as number)
-      ) {
-        j++;
-      }
+      while (j < n && isBatch[j] === 1 && status[j] === PENDING && win[j] === win[i] && bSize[j] === bSize[i] && rootCmp[j] as number >= 0 && eq[rootCmp[j] as number] === 1 && sigCmp[j] as number >= 0 && eq[sigCmp[j] as number] === 1) j++;
       batchGroups++;
       const w = win[i] as LiveWindow;
+      const rootAt = base + (rootOff[i] as number);
       const root = data.subarray(rootOff[i] as number, (rootOff[i] as number) + 32);
       const sig = data.subarray(sigOff[i] as number, (sigOff[i] as number) + (sigLen[i] as number));
       const size = bSize[i] as number;
@@ -271,8 +272,8 @@ export class VerifierCore {
       } else {
         let whole = j - i === size;
         for (let k = i; whole && k < j; k++) if (bIndex[k] !== k - i) whole = false;
-        if (whole) fullGroups.push({ start: i, end: j, root: base + (rootOff[i] as number) });
-        else for (let k = i; k < j; k++) pathRecords.push(k);
+        if (whole) fullGroups.push({ start: i, end: j, root: rootAt });
+        else for (let k = i; k < j; k++) pathRecords.push({ i: k, root: rootAt });
       }
       i = j;
     }
@@ -290,7 +291,12 @@ export class VerifierCore {
           if (cur.length === 1) return cur;
           more = true;
           const next = new Int32Array(Math.ceil(cur.length / 2));
-          for (let k = 0; k + 1 < cur.length; k += 2) next[k / 2] = h.job(0x01, cur[k] as number, 32, cur[k + 1] as number, 32);
+          const slots = h.alloc(32 * Math.floor(cur.length / 2));
+          for (let k = 0; k + 1 < cur.length; k += 2) {
+            const dst = slots + 16 * k;
+            h.jobInto(dst, 0x01, cur[k] as number, 32, cur[k + 1] as number, 32);
+            next[k / 2] = dst;
+          }
           if (cur.length % 2 === 1) next[next.length - 1] = cur[cur.length - 1] as number;
           digests += Math.floor(cur.length / 2);
           return next;
@@ -303,21 +309,21 @@ export class VerifierCore {
         const top = (levels[gi] as Int32Array)[0] as number;
         // a tampered body changes the root: find out which records still prove membership
         if (sameBytes(mem, top, mem, g.root, 32)) for (let k = g.start; k < g.end; k++) status[k] = S_VALID;
-        else for (let k = g.start; k < g.end; k++) pathRecords.push(k);
+        else for (let k = g.start; k < g.end; k++) pathRecords.push({ i: k, root: g.root });
       });
     }
 
-    // partial batches (or a failed rebuild): RFC 9162 inclusion path per record, step by step
+    // partial batches (or a failed rebuild): RFC 9162 inclusion path per record, step by step,
+    // up to the root whose signature was checked
     if (pathRecords.length > 0) {
       const m = pathRecords.length;
       const cur = new Int32Array(m);
       const fn = new Float64Array(m);
       const sn = new Float64Array(m);
       const active = new Uint8Array(m).fill(1);
-      // path hash offsets, 32 slots per record
       const pathAt = new Int32Array(32 * m);
       for (let r = 0; r < m; r++) {
-        const i = pathRecords[r] as number;
+        const i = (pathRecords[r] as { i: number }).i;
         cur[r] = leavesAt + 32 * i;
         fn[r] = bIndex[i] as number;
         sn[r] = (bSize[i] as number) - 1;
@@ -327,11 +333,11 @@ export class VerifierCore {
         let queued = 0;
         for (let r = 0; r < m; r++) {
           if (active[r] === 0) continue;
-          const i = pathRecords[r] as number;
+          const { i, root } = pathRecords[r] as { i: number; root: number };
           if (step === pathCount[i]) {
             active[r] = 0;
             const mem = h.bytes;
-            status[i] = sn[r] === 0 && sameBytes(mem, cur[r] as number, mem, base + (rootOff[i] as number), 32) ? S_VALID : S_BAD_SIGNATURE;
+            status[i] = sn[r] === 0 && sameBytes(mem, cur[r] as number, mem, root, 32) ? S_VALID : S_BAD_SIGNATURE;
             continue;
           }
           if (sn[r] === 0) {
@@ -378,8 +384,10 @@ export class VerifierCore {
     for (let i = 0; i < n; i++) {
       if (status[i] !== S_VALID) continue;
       authentic[i] = 1;
-      const w = (win[i] as LiveWindow).spec;
-      if (idOk[i] !== 1 && !sameIdentity(win[i] as LiveWindow, data, dv, identOff[i] as number, identLen[i] as number)) {
+      const lw = win[i] as LiveWindow;
+      const w = lw.spec;
+      const c = idCmp[i] as number;
+      if (!(c >= 0 && eq[c] === 1) && !sameIdentity(w, data, identOff[i] as number, identLen[i] as number)) {
         status[i] = S_IDENTITY;
         continue;
       }
@@ -388,9 +396,29 @@ export class VerifierCore {
       else if (w.terminationMs > 0 && t >= w.terminationMs) status[i] = S_AFTER;
     }
 
-    // ---- 5. chains, one tracker per segment; heads are judged by the caller
-    const mem = h.bytes;
+    // ---- 5. chains, one tracker per segment (heads are judged by the caller): the links are
+    // compared in bulk first, each against the record the tracker will hold as its tail then
     const segCount = segments.length;
+    const linkCmp = new Int32Array(n).fill(-1);
+    const zeroCmp = new Int32Array(n).fill(-1);
+    for (let s = 0; s < segCount; s++) {
+      const from = segments[s] as number;
+      const to = s + 1 < segCount ? (segments[s + 1] as number) : n;
+      let tail = -1;
+      for (let i = from; i < to; i++) {
+        if (authentic[i] !== 1) continue;
+        const seq = sequence[i] as number;
+        if (seq === 1) zeroCmp[i] = h.compare(base + (prevOff[i] as number), zeroAt, 32);
+        if (tail >= 0) {
+          const ts = sequence[tail] as number;
+          if (seq === ts + 1) linkCmp[i] = h.compare(base + (prevOff[i] as number), hashesAt + 32 * tail, 32);
+          else if (seq === ts) linkCmp[i] = h.compare(hashesAt + 32 * i, hashesAt + 32 * tail, 32);
+        }
+        if (tail < 0 || seq > (sequence[tail] as number)) tail = i;
+      }
+    }
+    const links = h.compareAll();
+    const mem = h.bytes;
     const headIndex = new Int32Array(segCount).fill(-1);
     const tailIndex = new Int32Array(segCount).fill(-1);
     const headPrev = new Uint8Array(32 * segCount);
@@ -399,9 +427,11 @@ export class VerifierCore {
       const to = s + 1 < segCount ? (segments[s + 1] as number) : n;
       const tracker = new ChainTracker({ assumeUnique: true, startsMidChain: true });
       for (let i = from; i < to; i++) {
-        // context records (outside the dataset) are links of the same chain: tracked, not counted
+        // context records (outside the selection) are links of the same chain: tracked, not counted
         if (authentic[i] !== 1) continue;
-        const fi = tracker.observe(sequence[i] as number, mem, base + (prevOff[i] as number), mem, hashesAt + 32 * i);
+        const lc = linkCmp[i] as number;
+        const zc = zeroCmp[i] as number;
+        const fi = tracker.observeLinked(sequence[i] as number, lc >= 0 && links[lc] === 1, zc >= 0 && links[zc] === 1, mem, hashesAt + 32 * i);
         finding[i] = fi;
         if (fi === Finding.PENDING) {
           headIndex[s] = i;
@@ -438,11 +468,9 @@ function sameLedger(w: LiveWindow, data: Uint8Array, f: RecordFields): boolean {
   return len === w.ledger.length && (len === 0 || sameBytes(data, f.ledgerOff, w.ledger, 0, len));
 }
 
-/** Whether the body's identity is the one bound in the endorsement: exact bytes, else by fields. */
-function sameIdentity(lw: LiveWindow, data: Uint8Array, dv: DataView, off: number, len: number): boolean {
-  const w = lw.spec;
-  if (w.identity === null || w.identityFields === null || lw.identity === null || off < 0) return false;
-  if (len === w.identity.length && sameWords(dv, off, lw.identity, 0, len)) return true;
+/** Whether the body's identity is the one bound in the endorsement, by decoded fields (the exact-bytes case was compared in bulk). */
+function sameIdentity(w: WindowSpec, data: Uint8Array, off: number, len: number): boolean {
+  if (w.identityFields === null || off < 0) return false;
   try {
     // another (valid) encoding of the same fields: compare decoded values
     const id = UeIdentity.decode(data.subarray(off, off + len));

@@ -701,6 +701,7 @@ function buildEqMany(): number[] {
 // ---------------------------------------------------------------- the hasher
 
 type HashManyFn = (jobs: number, count: number, scratch: number) => void;
+type EqManyFn = (pairs: number, count: number, out: number) => void;
 
 // The few WebAssembly JS API members used here (the project's lib settings carry no DOM types).
 interface WasmMemory {
@@ -756,16 +757,20 @@ export class Sha256Many {
   #buffer: ArrayBuffer;
   #view: Uint8Array;
   #hashMany: HashManyFn | null;
+  #eqMany: EqManyFn | null;
+  #pairs = new Int32Array(3 * 1024);
+  #pairCount = 0;
   /** First arena byte (after the lane scratch areas). */
   readonly #arenaStart: number;
   #top: number;
   #jobs = new Int32Array(6 * 1024);
   #jobCount = 0;
 
-  private constructor(kind: HasherKind, memory: WasmMemory | null, hashMany: HashManyFn | null) {
+  private constructor(kind: HasherKind, memory: WasmMemory | null, hashMany: HashManyFn | null, eqMany: EqManyFn | null) {
     this.kind = kind;
     this.#memory = memory;
     this.#hashMany = hashMany;
+    this.#eqMany = eqMany;
     this.#buffer = memory ? memory.buffer : new ArrayBuffer(1 << 20);
     this.#view = new Uint8Array(this.#buffer);
     this.#arenaStart = memory ? 4 * LANE_BYTES : 0;
@@ -779,12 +784,12 @@ export class Sha256Many {
       if (mod) {
         const instance = new (WA as WasmApi).Instance(mod, {});
         const memory = instance.exports.memory as WasmMemory;
-        const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn);
+        const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn, instance.exports.eqMany as EqManyFn);
         if (h.#selfTest()) return h;
       }
       if (opts.kind === 'wasm-simd') throw new Error('the WebAssembly SIMD SHA-256 kernel is not available here');
     }
-    return new Sha256Many('node-crypto', null, null);
+    return new Sha256Many('node-crypto', null, null, null);
   }
 
   /** The whole memory; re-read it after {@link alloc}, {@link write} or {@link job} (it may grow). */
@@ -792,10 +797,61 @@ export class Sha256Many {
     return this.#view;
   }
 
-  /** Forgets every allocation and queued job (offsets handed out before become invalid). */
+  /** Forgets every allocation, queued job and comparison (offsets handed out before become invalid). */
   reset(): void {
     this.#top = this.#arenaStart;
     this.#jobCount = 0;
+    this.#pairCount = 0;
+  }
+
+  /**
+   * Queues a byte comparison of `mem[a, a+len)` with `mem[b, b+len)`; returns its index in the
+   * result of {@link compareAll}.
+   */
+  compare(a: number, b: number, len: number): number {
+    if (this.#pairCount * 3 === this.#pairs.length) {
+      const bigger = new Int32Array(this.#pairs.length * 2);
+      bigger.set(this.#pairs);
+      this.#pairs = bigger;
+    }
+    const o = this.#pairCount * 3;
+    this.#pairs[o] = a;
+    this.#pairs[o + 1] = b;
+    this.#pairs[o + 2] = len;
+    return this.#pairCount++;
+  }
+
+  /** Runs the queued comparisons: result[i] is 1 when comparison i found equal bytes. */
+  compareAll(): Uint8Array {
+    const count = this.#pairCount;
+    this.#pairCount = 0;
+    if (count === 0) return new Uint8Array(0);
+    const pairs = this.#pairs.subarray(0, 3 * count);
+    if (this.#eqMany === null) {
+      const v = this.#view;
+      const out = new Uint8Array(count);
+      for (let i = 0; i < count; i++) {
+        const a = pairs[3 * i] as number;
+        const b = pairs[3 * i + 1] as number;
+        const len = pairs[3 * i + 2] as number;
+        let eq = 1;
+        for (let k = 0; k < len; k++) {
+          if (v[a + k] !== v[b + k]) {
+            eq = 0;
+            break;
+          }
+        }
+        out[i] = eq;
+      }
+      return out;
+    }
+    const top = this.#top;
+    const at = this.alloc(12 * count + count);
+    new Int32Array(this.#buffer, at, 3 * count).set(pairs);
+    this.#eqMany(at, count, at + 12 * count);
+    const out = this.#view.slice(at + 12 * count, at + 12 * count + count);
+    this.#top = top;
+    return out;
   }
 
   /** Reserves `n` bytes (8-byte aligned) and returns their offset. */
@@ -926,8 +982,15 @@ export class Sha256Many {
         const expect = nodeHash('sha256', i % 2 === 0 ? m : Buffer.concat([Buffer.from([0x01]), m]), 'buffer');
         return Buffer.compare(expect, this.digest(slots[i] as number)) === 0;
       });
+      // comparisons: equal and unequal at every position of a 35-byte span
+      const x = this.write(Uint8Array.from({ length: 35 }, (_, k) => k));
+      const y = this.write(Uint8Array.from({ length: 35 }, (_, k) => k));
+      const z = this.write(Uint8Array.from({ length: 35 }, (_, k) => (k === 33 ? 0 : k)));
+      const e = [this.compare(x, y, 35), this.compare(x, z, 35), this.compare(x, z, 33), this.compare(x, z, 0)];
+      const r = this.compareAll();
+      const cmpOk = r[e[0] as number] === 1 && r[e[1] as number] === 0 && r[e[2] as number] === 1 && r[e[3] as number] === 1;
       this.reset();
-      return ok;
+      return ok && cmpOk;
     } catch {
       return false;
     }

@@ -93,7 +93,7 @@ export interface ConsortiumLedgerOptions {
   maxBlockTxs?: number;
   /** Most tx bytes per block; etcd's --max-request-bytes must exceed it. Default 12 MiB. */
   maxBlockBytes?: number;
-  /** How long non-owners wait for the owner of a height to propose (ms). Default 25. */
+  /** How long non-owners wait for the owner of a height to propose (ms). Default 100. */
   turnTimeoutMs?: number;
   /** Period of the safety poll for blocks the watch missed (ms). Default 1000. */
   pollIntervalMs?: number;
@@ -287,8 +287,19 @@ export class ConsortiumLedger implements Ledger {
 
   async #syncLoop(firstSync: () => void): Promise<void> {
     let backoff = 100;
-    while (!this.#closed) {
+    let marked = false;
+    while (!this.#closed && !this.#halted) {
       try {
+        if (!marked) {
+          // one etcd prefix, one consortium: never validate (and delete) another one's blocks
+          const r = await this.#etcd.putIfAbsent(`${this.#prefix}genesis`, this.#genesis.hash);
+          if (!r.created) {
+            this.#halt(new DivsError('WRONG_LEDGER', `etcd prefix ${this.#prefix} holds the ledger of another consortium (its genesis configuration differs)`));
+            firstSync();
+            return;
+          }
+          marked = true;
+        }
         const rev = await this.#enqueue(() => this.#catchUp());
         this.#synced = true;
         firstSync();
@@ -517,7 +528,7 @@ export class ConsortiumLedger implements Ledger {
     const nodes = this.#membership.nodes();
     if (nodes.length <= 1) return 0;
     if ((nodes[h % nodes.length] as { name: string }).name === this.nodeName) return 0;
-    return Math.max(0, (this.#o.turnTimeoutMs ?? 25) - (performance.now() - this.#tipSince));
+    return Math.max(0, (this.#o.turnTimeoutMs ?? 100) - (performance.now() - this.#tipSince));
   }
 
   #takeBatch(): Pending[] {
@@ -669,6 +680,7 @@ export class ConsortiumLedger implements Ledger {
       this.#halt(err);
       throw err;
     }
+    this.#log.debug({ height: h, txs: plan.txs.length, own: owners !== undefined, afterMs: Math.round(performance.now() - this.#tipSince) }, 'block stored');
     this.#tip = plan.next;
     this.#tipSince = performance.now();
     this.#note = note;
