@@ -11,8 +11,8 @@
  * Run: `node bench/gateway-ingest.bench.ts [--records 200000] [--streams 2] [--frame 512]
  *   [--window 16] [--durability full|normal]`
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AckStatus } from '../proto/gen/divs/v1/gateway.ts';
@@ -23,6 +23,16 @@ import { generateChains } from '../gateway/test/fixtures.ts';
 
 const TARGET = 50_000;
 
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { records: { type: 'string' }, streams: { type: 'string' }, frame: { type: 'string' }, window: { type: 'string' }, durability: { type: 'string' } },
@@ -32,6 +42,7 @@ async function main(): Promise<void> {
   const frame = Number(values.frame ?? 512);
   const window = Number(values.window ?? 16);
   const durability = values.durability === 'normal' ? 'normal' : 'full';
+  const cpus = availableParallelism();
 
   const dir = mkdtempSync(join(tmpdir(), 'divs-bench-ingest-'));
   try {
@@ -59,14 +70,19 @@ async function main(): Promise<void> {
       // warm-up: one small frame per stream (connections, JIT)
       await Promise.all(clients.map((c, i) => c.send((perStream[i] as Uint8Array[]).splice(0, 64))));
       const timed = perStream.reduce((a, s) => a + s.length, 0);
+      const server0 = cpuSeconds(gw.pid);
+      const client0 = process.cpuUsage();
       t = performance.now();
       const acks = await Promise.all(clients.map((c, i) => c.send(perStream[i] as Uint8Array[])));
       const s = (performance.now() - t) / 1000;
+      const clientCpu = process.cpuUsage(client0);
+      const serverCpu = cpuSeconds(gw.pid) - server0;
       const stored = acks.flat().filter((a) => a.status === AckStatus.ACK_STATUS_STORED).length;
       if (stored !== timed) throw new Error(`${timed - stored} records not stored`);
       for (const c of clients) c.close();
       const rate = timed / s;
       console.log(`${timed} records in ${s.toFixed(2)} s over ${streams} streams (frames of ${frame}, window ${window}, durability ${durability})`);
+      console.log(`CPU per record: gateway ${((serverCpu * 1e6) / timed).toFixed(1)} µs, sender ${((clientCpu.user + clientCpu.system) / timed).toFixed(1)} µs (${cpus} cores shared by both, load average ${loadavg()[0]?.toFixed(1)})`);
       console.log('');
       console.log(`ingest records/s over gRPC (acknowledged = durably stored): ${Math.round(rate).toLocaleString('en')}   target >= ${TARGET.toLocaleString('en')}   ${rate >= TARGET ? 'MET' : 'NOT MET'}`);
     } finally {

@@ -17,6 +17,7 @@ Services
   as-node         start a DIVS AS node (registration, endorsement, ledger, queries)
 
 Tools
+  consortium      init a local 3-operator consortium, start etcd, propose/approve/submit config updates
   pki init        create a consortium root CA
   pki issue       issue an AS / gateway / client certificate under a root CA
   ue fleet        provision N UEs at a CEF and register them at an AS (progress bar)
@@ -40,6 +41,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   cef: async () => async (argv) => (await import('../cef/src/main.ts')).runCli(argv),
   'as-node': async () => async (argv) => (await import('../as-node/src/main.ts')).runCli(argv),
   pki: async () => (await import('./commands/pki.ts')).run,
+  consortium: async () => async (argv) => (await import('../as-node/src/governance/cli.ts')).runConsortiumCli(argv),
   ue: async () => (await import('./commands/ue.ts')).run,
   consumer: async () => async (argv) =>
     argv[0] === 'job' || argv[0] === 'train' ? (await import('./commands/job.ts')).run(argv) : (await import('./commands/consumer.ts')).run(argv),
