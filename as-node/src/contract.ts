@@ -145,40 +145,50 @@ export class EndorsementContract {
       return results;
     }
 
+    // account status checks, then the endorsing data and AS signatures, all outside the commit
+    // lock: a first endorsement depends on no ledger state, so batches sign in parallel while
+    // another batch commits; only conflict checks and the append are serialized
+    const candidates: Array<{ i: number; c: CheckedRegistration; status: AccountStatus; tx?: Uint8Array }> = [];
+    valid.forEach((v, k) => {
+      const st = statuses[k];
+      try {
+        if (st === undefined) fail('CEF_UNAVAILABLE', 'no account status');
+        if (st instanceof DivsError) throw st.code === 'UNAVAILABLE' ? new DivsError('CEF_UNAVAILABLE', st.message) : st;
+        checkAccountStatus(v.c.identity, st, now);
+        candidates.push({ i: v.i, c: v.c, status: st });
+      } catch (e) {
+        results[v.i] = this.#refusal(e);
+      }
+    });
+    if (candidates.length === 0) return results;
+    const bodies = candidates.map((a) =>
+      endorsementFor({
+        registration: a.c.registration,
+        status: a.status,
+        version: 1,
+        reason: EndorsementReason.ENDORSEMENT_REASON_REGISTRATION,
+        asId: this.#o.asId,
+        ueKey: a.c.ueKey,
+        nowMs: now,
+      }),
+    );
+    const sigs = await this.#o.pool.sign(bodies.map(endorsementSigningInput));
+    candidates.forEach((a, k) => (a.tx = ledgerTxFor(bodies[k] as Uint8Array, sigs[k] as Uint8Array, this.#o.certChain, now)));
+
     return this.#exclusive(async () => {
-      const accepted: Array<{ i: number; c: CheckedRegistration; status: AccountStatus }> = [];
+      const accepted: typeof candidates = [];
       const seenKeys = new Set<string>();
       const seenIds = new Set<string>();
-      valid.forEach((v, k) => {
-        const st = statuses[k];
+      for (const a of candidates) {
         try {
-          if (st === undefined) fail('CEF_UNAVAILABLE', 'no account status');
-          if (st instanceof DivsError) throw st.code === 'UNAVAILABLE' ? new DivsError('CEF_UNAVAILABLE', st.message) : st;
-          checkAccountStatus(v.c.identity, st, now);
-          this.#checkConflicts(v.c, seenKeys, seenIds);
-          accepted.push({ i: v.i, c: v.c, status: st });
+          this.#checkConflicts(a.c, seenKeys, seenIds);
+          accepted.push(a);
         } catch (e) {
-          if (!(e instanceof DivsError)) this.#log.error({ err: e }, 'registration failed unexpectedly');
-          const err = e instanceof DivsError ? e : new DivsError('INTERNAL', 'registration failed', { cause: e });
-          results[v.i] = { ok: false, code: err.code, message: err.message };
+          results[a.i] = this.#refusal(e);
         }
-      });
+      }
       if (accepted.length === 0) return results;
-      const bodies = accepted.map((a) =>
-        endorsementFor({
-          registration: a.c.registration,
-          status: a.status,
-          version: 1,
-          reason: EndorsementReason.ENDORSEMENT_REASON_REGISTRATION,
-          asId: this.#o.asId,
-          ueKey: a.c.ueKey,
-          nowMs: now,
-        }),
-      );
-      const sigs = await this.#o.pool.sign(bodies.map(endorsementSigningInput));
-      const entries = await this.ledger.append(
-        bodies.map((b, k) => ({ tx: ledgerTxFor(b, sigs[k] as Uint8Array, this.#o.certChain, now), ueKey: accepted[k]?.c.ueKey as Uint8Array })),
-      );
+      const entries = await this.ledger.append(accepted.map((a) => ({ tx: a.tx as Uint8Array, ueKey: a.c.ueKey })));
       this.registry.put(
         entries.map((e, k) => {
           const a = accepted[k] as (typeof accepted)[number];
@@ -193,6 +203,12 @@ export class EndorsementContract {
       this.#log.debug({ accepted: entries.length, refused: regs.length - entries.length }, 'registration batch committed');
       return results;
     });
+  }
+
+  #refusal(e: unknown): RegisterResult {
+    if (!(e instanceof DivsError)) this.#log.error({ err: e }, 'registration failed unexpectedly');
+    const err = e instanceof DivsError ? e : new DivsError('INTERNAL', 'registration failed', { cause: e });
+    return { ok: false, code: err.code, message: err.message };
   }
 
   #checkConflicts(c: CheckedRegistration, seenKeys: Set<string>, seenIds: Set<string>): void {
