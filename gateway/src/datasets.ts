@@ -8,7 +8,7 @@
  */
 import type { DatasetDescription } from '../../proto/gen/divs/v1/gateway.ts';
 import { fail } from '../../protocol/src/errors.ts';
-import type { RecordStore, Selection } from './store.ts';
+import type { Selection, StoreQueries } from './store.ts';
 
 export interface DatasetConfig {
   id: string;
@@ -23,9 +23,9 @@ export interface DatasetConfig {
 
 export class DatasetCatalog {
   readonly #byId: ReadonlyMap<string, DatasetConfig>;
-  readonly #store: RecordStore;
+  readonly #store: StoreQueries;
 
-  constructor(configs: readonly DatasetConfig[], store: RecordStore) {
+  constructor(configs: readonly DatasetConfig[], store: StoreQueries) {
     const m = new Map<string, DatasetConfig>();
     for (const c of configs) {
       if (m.has(c.id)) fail('CONFIG_INVALID', `dataset ${c.id} is configured twice`);

@@ -18,13 +18,13 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { serve } from '@hono/node-server';
 import { z } from 'zod';
-import { AckStatus, IngestResponse } from '../../proto/gen/divs/v1/gateway.ts';
+import { AckStatus } from '../../proto/gen/divs/v1/gateway.ts';
 import { SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { fromBase64, toHex } from '../../protocol/src/bytes.ts';
 import { DivsError, fail, httpStatusOf } from '../../protocol/src/errors.ts';
 import type { Logger } from '../../platform/src/log.ts';
 import type { GatewayAuth } from './auth.ts';
-import { decodeIngestRequest, type Ingestor, type RawIngestRequest } from './ingest.ts';
+import { decodeIngestRequest, encodeIngestResponse, type Ingestor, type RawIngestRequest } from './ingest.ts';
 
 const b64 = z.string().max(4 * 1024 * 1024);
 const JsonRecord = z.union([
@@ -122,7 +122,7 @@ export function createHttpApp(o: HttpOptions): Hono {
         }
         const res = await o.ingestor.frame(req);
         if (proto) {
-          return c.body(IngestResponse.encode(res).finish() as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/x-protobuf' });
+          return c.body(encodeIngestResponse(res) as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/x-protobuf' });
         }
         return c.json({
           frameId: res.frameId,

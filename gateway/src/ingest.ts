@@ -17,7 +17,8 @@ import { IngestResponse, AckStatus, type RecordAck } from '../../proto/gen/divs/
 import { UeIdentity, EntryAddress } from '../../proto/gen/divs/v1/common.ts';
 import { DivsError, fail, type ErrorCode } from '../../protocol/src/errors.ts';
 import { validateUeIdentity } from '../../protocol/src/identity.ts';
-import { ueKeyOf, type AppendOutcome, type RecordStore, type StoreItem } from './store.ts';
+import { ueKeyOf, type AppendOutcome, type StoreItem } from './store.ts';
+import type { RecordSink } from './writer.ts';
 import { Sha256Many } from './verify/sha256x4.ts';
 import { RecordFields, scanBody, scanSignedRecord } from './verify/wire.ts';
 
@@ -124,6 +125,86 @@ export function encodeIngestRequest(req: { channel?: string; frameId?: number; r
   for (const r of req.records) parts.push(new Uint8Array([18, ...uvar(r.length)]), r);
   if (req.frameId) parts.push(new Uint8Array([24, ...uvar(req.frameId)]));
   return Buffer.concat(parts);
+}
+
+/**
+ * Encodes an IngestResponse exactly as the generated encoder does (default values omitted),
+ * without building a writer per ack: thousands of acks per second go through here.
+ */
+export function encodeIngestResponse(res: IngestResponse): Uint8Array {
+  const acks = res.acks;
+  // sizes first: fields of each ack, then its length prefix
+  const sizes = new Int32Array(acks.length);
+  let total = res.frameId !== 0 ? 1 + varintSize(res.frameId) : 0;
+  for (let i = 0; i < acks.length; i++) {
+    const a = acks[i] as RecordAck;
+    let n = 0;
+    if (a.status !== 0) n += 1 + varintSize(a.status);
+    if (a.sequence !== 0) n += 1 + varintSize(a.sequence);
+    if (a.recordHash.length > 0) n += 1 + varintSize(a.recordHash.length) + a.recordHash.length;
+    if (a.errorCode !== '') {
+      const l = Buffer.byteLength(a.errorCode);
+      n += 1 + varintSize(l) + l;
+    }
+    if (a.errorMessage !== '') {
+      const l = Buffer.byteLength(a.errorMessage);
+      n += 1 + varintSize(l) + l;
+    }
+    sizes[i] = n;
+    total += 1 + varintSize(n) + n;
+  }
+  const out = Buffer.allocUnsafe(total);
+  let p = 0;
+  const uvar = (v: number) => {
+    while (v > 127) {
+      out[p++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    out[p++] = v;
+  };
+  if (res.frameId !== 0) {
+    out[p++] = 8;
+    uvar(res.frameId);
+  }
+  for (let i = 0; i < acks.length; i++) {
+    const a = acks[i] as RecordAck;
+    out[p++] = 18;
+    uvar(sizes[i] as number);
+    if (a.status !== 0) {
+      out[p++] = 8;
+      uvar(a.status);
+    }
+    if (a.sequence !== 0) {
+      out[p++] = 16;
+      uvar(a.sequence);
+    }
+    if (a.recordHash.length > 0) {
+      out[p++] = 26;
+      uvar(a.recordHash.length);
+      out.set(a.recordHash, p);
+      p += a.recordHash.length;
+    }
+    if (a.errorCode !== '') {
+      out[p++] = 34;
+      uvar(Buffer.byteLength(a.errorCode));
+      p += out.write(a.errorCode, p);
+    }
+    if (a.errorMessage !== '') {
+      out[p++] = 42;
+      uvar(Buffer.byteLength(a.errorMessage));
+      p += out.write(a.errorMessage, p);
+    }
+  }
+  return out;
+}
+
+function varintSize(v: number): number {
+  let n = 1;
+  while (v > 127) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------- record checks
@@ -337,21 +418,22 @@ export interface WriterOptions {
 
 /**
  * Commits records for many concurrent senders in groups. Each submit resolves after the
- * transaction holding its records committed (or rejects, storing none of them).
+ * transaction holding its records committed (or rejects, storing none of them). One group is
+ * in the store at a time; what arrives meanwhile forms the next group (group commit).
  */
 export class IngestWriter {
-  readonly #store: RecordStore;
+  readonly #sink: RecordSink;
   readonly #maxPending: number;
   readonly #maxGroup: number;
   #queue: Waiting[] = [];
   #pending = 0;
-  #scheduled = false;
+  #running: Promise<void> | null = null;
   #closed = false;
   /** Totals, for metrics. */
   readonly stats = { commits: 0, records: 0 };
 
-  constructor(store: RecordStore, opts: WriterOptions = {}) {
-    this.#store = store;
+  constructor(sink: RecordSink, opts: WriterOptions = {}) {
+    this.#sink = sink;
     this.#maxPending = opts.maxPending ?? 200_000;
     this.#maxGroup = opts.maxGroup ?? 20_000;
   }
@@ -367,16 +449,12 @@ export class IngestWriter {
     if (this.#pending + items.length > this.#maxPending) return Promise.reject(new DivsError('UNAVAILABLE', 'gateway overloaded: too many records waiting to be stored, retry later'));
     this.#pending += items.length;
     const p = new Promise<AppendOutcome[]>((resolve, reject) => this.#queue.push({ items, resolve, reject }));
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      // commit after the current I/O turn: frames that arrived together share one fsync
-      setImmediate(() => this.#flush());
-    }
+    // start after the current I/O turn: frames that arrived together share one commit
+    this.#running ??= new Promise<void>((r) => setImmediate(r)).then(() => this.#drain());
     return p;
   }
 
-  #flush(): void {
-    this.#scheduled = false;
+  async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const group: Waiting[] = [];
       let n = 0;
@@ -386,14 +464,15 @@ export class IngestWriter {
         n += w.items.length;
       }
       const all = group.length === 1 ? (group[0] as Waiting).items : group.flatMap((w) => w.items);
-      this.#pending -= n;
       let outcomes: AppendOutcome[];
       try {
-        outcomes = this.#store.append(all);
+        outcomes = await this.#sink.append(all);
       } catch (e) {
+        this.#pending -= n;
         for (const w of group) w.reject(e);
         continue;
       }
+      this.#pending -= n;
       this.stats.commits++;
       this.stats.records += n;
       let o = 0;
@@ -402,12 +481,13 @@ export class IngestWriter {
         o += w.items.length;
       }
     }
+    this.#running = null;
   }
 
-  /** Refuses new records; records already submitted are still committed. */
-  close(): void {
+  /** Refuses new records; resolves once records already submitted are committed (or failed). */
+  async close(): Promise<void> {
     this.#closed = true;
-    if (this.#queue.length > 0) this.#flush();
+    await this.#running;
   }
 }
 

@@ -30,7 +30,8 @@ import { IngestWriter, Ingestor, RecordParser } from './ingest.ts';
 import { ReportSigner } from './report.ts';
 import { consumerHandlers } from './rpc/consumer.ts';
 import { RawIngestService, ingestHandlers } from './rpc/ingest.ts';
-import { RecordStore } from './store.ts';
+import { StoreView, type RecordStore } from './store.ts';
+import { StoreWriter } from './writer.ts';
 import { EndorsementResolver } from './verify/endorsements.ts';
 import { VerificationEngine } from './verify/engine.ts';
 import { VerifierPool } from './verify/pool.ts';
@@ -44,7 +45,8 @@ export interface Gateway {
   /** `host:port` of the gRPC server. */
   address: string;
   name: string;
-  store: RecordStore;
+  /** Read-only view of the record store (writes go through the writer thread). */
+  store: StoreView;
   engine: VerificationEngine;
   /** Gateway certificate chain (DER, leaf first). */
   certChain: Uint8Array[];
@@ -124,7 +126,10 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
   if (!equalBytes(rawPublicKey(own.publicKey), rawPublicKey(key))) fail('CONFIG_INVALID', 'pki.key does not match pki.cert');
   const gatewayId = commonName(own.subject);
 
-  const store = RecordStore.open({ path: join(cfg.dataDir, 'records.db'), durability: cfg.durability });
+  // the writer thread creates the file; the main thread reads it through its own connection
+  const storePath = join(cfg.dataDir, 'records.db');
+  const storeWriter = await StoreWriter.start({ path: storePath, durability: cfg.durability });
+  const store = StoreView.open(storePath);
   const pool = new VerifierPool({ threads: cfg.verify.threads });
   const resolver = new EndorsementResolver({
     anchors: { roots: pki.anchors },
@@ -138,7 +143,7 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
   const engine = new VerificationEngine({ pool, resolver, requireGenesis: cfg.verify.requireGenesis, taskRecords: cfg.verify.taskRecords });
   const auth = new GatewayAuth({ consumers: cfg.consumers, ingestTokens: cfg.ingest.tokens, anchors: pki.anchors });
   const catalog = new DatasetCatalog(cfg.datasets, store);
-  const writer = new IngestWriter(store);
+  const writer = new IngestWriter(storeWriter);
   const ingestor = new Ingestor(new RecordParser({ maxRecordBytes: cfg.ingest.maxRecordBytes, maxFrameRecords: cfg.ingest.maxFrameRecords }), writer);
   const signer = new ReportSigner(key, certChain, gatewayId);
 
@@ -148,7 +153,9 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
     .add(RawIngestService, ingestHandlers(ingestor, auth, cfg.ingest.window))
     .add(GatewayConsumerServiceService, consumerHandlers({ auth, catalog, engine, store, signer, concurrency: cfg.verify.concurrency }));
   // consumer jobs (enclave runner started at the first job), closed before the store and verifier
-  const jobs = cfg.jobs.enabled ? JobService.open({ config: cfg.jobs, tls: cfg.tls, dataDir: cfg.dataDir, auth, catalog, store, engine, reportSigner: signer, key, certChain, gatewayId, anchors: pki.anchors, log }) : null;
+  // jobs/ types its store as RecordStore but only reads through it (StoreQueries methods)
+  const jobStore = store as unknown as RecordStore;
+  const jobs = cfg.jobs.enabled ? JobService.open({ config: cfg.jobs, tls: cfg.tls, dataDir: cfg.dataDir, auth, catalog, store: jobStore, engine, reportSigner: signer, key, certChain, gatewayId, anchors: pki.anchors, log }) : null;
   jobs?.register(server);
   let closing = false;
   let http: HttpServer | null = null;
@@ -162,6 +169,7 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
     await pool.close();
     resolver.close();
     store.close();
+    await storeWriter.close();
     throw e;
   }
   log.info({ port, httpPort: http?.port ?? null, gatewayId, records: store.count() }, 'gateway serving');
@@ -180,7 +188,9 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
       await http?.close();
       await server.close();
       await jobs?.close();
-      writer.close();
+      // records already handed over are committed before the writer stops
+      await writer.close();
+      await storeWriter.close();
       await pool.close();
       resolver.close();
       store.close();

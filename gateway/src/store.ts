@@ -105,9 +105,135 @@ function openDb(path: string, readonly: boolean): Database.Database {
   }
 }
 
-/** The writable store (one per gateway process, used from the main thread). */
-export class RecordStore {
+/**
+ * Queries over a store file, on any connection (the writer's, or a read-only one): dataset
+ * summaries, endorsement references, fork evidence. They read committed data only.
+ */
+export class StoreQueries {
   readonly path: string;
+  protected readonly db: Database.Database;
+
+  constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.db = db;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Channel names known to the store. */
+  channels(): string[] {
+    return this.db.prepare('SELECT name FROM channels ORDER BY id').pluck().all() as string[];
+  }
+
+  /** Per-UE summary of the records of a selection, UEs in ascending key order. */
+  selectionUes(sel: Selection): UeStat[] {
+    const ch = this.channelId(sel.channel);
+    if (ch === undefined) return [];
+    const types = sel.contentTypes && sel.contentTypes.length > 0 ? sel.contentTypes : null;
+    const sql =
+      `SELECT s.ue AS ue, u.key AS key, u.imei AS imei, u.iccid AS iccid, u.eid AS eid, u.msisdn AS msisdn,
+              SUM(s.count) AS count, MIN(s.min_ts) AS min_ts, MAX(s.max_ts) AS max_ts, MIN(s.min_seq) AS min_seq, MAX(s.max_seq) AS max_seq,
+              u.min_seq AS chain_first, u.max_seq AS chain_last
+       FROM stats s JOIN ues u ON u.id = s.ue
+       WHERE s.channel = ?` +
+      (types ? ` AND s.content_type IN (${types.map(() => '?').join(',')})` : '') +
+      ' GROUP BY s.ue ORDER BY u.key';
+    const rows = this.db.prepare(sql).all(ch, ...(types ?? [])) as {
+      ue: number;
+      key: string;
+      imei: string;
+      iccid: string;
+      eid: string;
+      msisdn: string;
+      count: number;
+      min_ts: number;
+      max_ts: number;
+      min_seq: number;
+      max_seq: number;
+      chain_first: number;
+      chain_last: number;
+    }[];
+    const only = sel.ueKeys ? new Set(sel.ueKeys) : null;
+    return rows
+      .filter((r) => only === null || only.has(r.key))
+      .map((r) => ({
+        ue: r.ue,
+        key: r.key,
+        identity: { imei: r.imei, iccid: r.iccid, eid: r.eid, msisdn: r.msisdn },
+        count: r.count,
+        firstTimestampMs: r.min_ts,
+        lastTimestampMs: r.max_ts,
+        firstSequence: r.min_seq,
+        lastSequence: r.max_seq,
+        chainFirst: r.chain_first,
+        chainLast: r.chain_last,
+      }));
+  }
+
+  /** Endorsement references used by any record of these UEs (any channel: chains are whole). */
+  refsOfUes(ues: readonly number[]): TxRefStat[] {
+    const q = this.db.prepare('SELECT ledger, tx_id, SUM(count) AS count FROM stats WHERE ue = ? GROUP BY ledger, tx_id');
+    const urls = this.db.prepare('SELECT as_urls FROM txrefs WHERE ledger = ? AND tx_id = ?').pluck();
+    const out = new Map<string, TxRefStat>();
+    for (const ue of ues) {
+      for (const r of q.all(ue) as { ledger: string; tx_id: number; count: number }[]) {
+        const k = `${r.ledger}\n${r.tx_id}`;
+        const had = out.get(k);
+        if (had) had.count += r.count;
+        else out.set(k, { ledgerId: r.ledger, txId: r.tx_id, asUrls: JSON.parse((urls.get(r.ledger, r.tx_id) as string | undefined) ?? '[]') as string[], count: r.count });
+      }
+    }
+    return [...out.values()];
+  }
+
+  /** Conflicting records refused at ingest for these UEs. */
+  forkCount(ues: readonly number[]): number {
+    const q = this.db.prepare('SELECT COUNT(*) FROM forks WHERE ue = ?').pluck();
+    let n = 0;
+    for (const ue of ues) n += q.get(ue) as number;
+    return n;
+  }
+
+  /** Stored record count (all UEs and channels). */
+  count(): number {
+    return this.db.prepare('SELECT COUNT(*) FROM records').pluck().get() as number;
+  }
+
+  /** The stored bytes of one record, or undefined. */
+  get(ueKey: string, sequence: number): { record: Uint8Array; hash: Uint8Array; late: boolean } | undefined {
+    const r = this.db.prepare('SELECT r.record AS record, r.hash AS hash, r.late AS late FROM records r JOIN ues u ON u.id = r.ue WHERE u.key = ? AND r.seq = ?').get(ueKey, sequence) as
+      | { record: Buffer; hash: Buffer; late: number }
+      | undefined;
+    return r ? { record: new Uint8Array(r.record), hash: new Uint8Array(r.hash), late: r.late === 1 } : undefined;
+  }
+
+  /** Highest stored sequence of a UE chain (0: none). */
+  lastSequence(ueKey: string): number {
+    return (this.db.prepare('SELECT max_seq FROM ues WHERE key = ?').pluck().get(ueKey) as number | undefined) ?? 0;
+  }
+
+  /** Channel id of a name (undefined when no record came on it). */
+  channelId(name: string): number | undefined {
+    return this.db.prepare('SELECT id FROM channels WHERE name = ?').pluck().get(name) as number | undefined;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** A read-only view of a store (the gateway's main thread while a writer thread owns the writes). */
+export class StoreView extends StoreQueries {
+  /** Opens an existing store file read-only. STORAGE_FAILED when it cannot. */
+  static open(path: string): StoreView {
+    const db = openDb(path, true);
+    db.pragma('busy_timeout = 5000');
+    return new StoreView(path, db);
+  }
+}
+
+/** The writable store (one writer per file: the gateway's writer thread, or a test). */
+export class RecordStore extends StoreQueries {
   readonly #db: Database.Database;
   readonly #ues = new Map<string, UeState>();
   readonly #channels = new Map<string, number>();
@@ -123,7 +249,7 @@ export class RecordStore {
   readonly #append: (items: readonly StoreItem[], receivedMs: number) => AppendOutcome[];
 
   private constructor(path: string, db: Database.Database) {
-    this.path = path;
+    super(path, db);
     this.#db = db;
     // only what ingest and the workers need per row: the rest is in the record (and in stats)
     this.#insert = db.prepare(
@@ -263,7 +389,9 @@ export class RecordStore {
     const out: AppendOutcome[] = [];
     const created: UeState[] = [];
     // stats aggregated per (channel, content type, ue, ledger, tx) within this group
-    const agg = new Map<string, { ch: number; ct: string; ue: number; ledger: string; tx: number; count: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number }>();
+    type Agg = { ch: number; ct: string; ue: number; ledger: string; tx: number; count: number; minTs: number; maxTs: number; minSeq: number; maxSeq: number };
+    const agg = new Map<string, Agg>();
+    let last: Agg | undefined;
     let lastName = '';
     let channel = -1;
     let lastType = '';
@@ -295,22 +423,24 @@ export class RecordStore {
       u.minSeq = u.minSeq === 0 ? it.sequence : Math.min(u.minSeq, it.sequence);
       u.maxSeq = Math.max(u.maxSeq, it.sequence);
       u.dirty = true;
-      const refKey = `${it.ledgerId}\n${it.txId}`;
-      if (!this.#refs.has(refKey)) {
-        this.#ref.run(it.ledgerId, it.txId, JSON.stringify(it.asUrls));
-        this.#refs.add(refKey);
+      // consecutive records mostly share UE, media type and endorsement: reuse the last entry
+      let a = last;
+      if (a === undefined || a.ue !== u.id || a.ch !== channel || a.ct !== it.contentType || a.tx !== it.txId || a.ledger !== it.ledgerId) {
+        const refKey = `${it.ledgerId}\n${it.txId}`;
+        if (!this.#refs.has(refKey)) {
+          this.#ref.run(it.ledgerId, it.txId, JSON.stringify(it.asUrls));
+          this.#refs.add(refKey);
+        }
+        const k = `${channel}\n${it.contentType}\n${u.id}\n${refKey}`;
+        a = agg.get(k);
+        if (a === undefined) agg.set(k, (a = { ch: channel, ct: it.contentType, ue: u.id, ledger: it.ledgerId, tx: it.txId, count: 0, minTs: it.timestampMs, maxTs: it.timestampMs, minSeq: it.sequence, maxSeq: it.sequence }));
+        last = a;
       }
-      const k = `${channel}\n${it.contentType}\n${u.id}\n${refKey}`;
-      const a = agg.get(k);
-      if (a === undefined) {
-        agg.set(k, { ch: channel, ct: it.contentType, ue: u.id, ledger: it.ledgerId, tx: it.txId, count: 1, minTs: it.timestampMs, maxTs: it.timestampMs, minSeq: it.sequence, maxSeq: it.sequence });
-      } else {
-        a.count++;
-        if (it.timestampMs < a.minTs) a.minTs = it.timestampMs;
-        if (it.timestampMs > a.maxTs) a.maxTs = it.timestampMs;
-        if (it.sequence < a.minSeq) a.minSeq = it.sequence;
-        if (it.sequence > a.maxSeq) a.maxSeq = it.sequence;
-      }
+      a.count++;
+      if (it.timestampMs < a.minTs) a.minTs = it.timestampMs;
+      if (it.timestampMs > a.maxTs) a.maxTs = it.timestampMs;
+      if (it.sequence < a.minSeq) a.minSeq = it.sequence;
+      if (it.sequence > a.maxSeq) a.maxSeq = it.sequence;
     }
     for (const a of agg.values()) this.#stat.run(a.ch, a.ct, a.ue, a.ledger, a.tx, a.count, a.minTs, a.maxTs, a.minSeq, a.maxSeq);
     for (const it of items) {
@@ -321,109 +451,6 @@ export class RecordStore {
       }
     }
     return out;
-  }
-
-  // ---------------------------------------------------------------- queries
-
-  /** Channel names known to the store. */
-  channels(): string[] {
-    return [...this.#channels.keys()];
-  }
-
-  /** Per-UE summary of the records of a selection, UEs in ascending key order. */
-  selectionUes(sel: Selection): UeStat[] {
-    const ch = this.#channels.get(sel.channel);
-    if (ch === undefined) return [];
-    const types = sel.contentTypes && sel.contentTypes.length > 0 ? sel.contentTypes : null;
-    const sql =
-      `SELECT s.ue AS ue, u.key AS key, u.imei AS imei, u.iccid AS iccid, u.eid AS eid, u.msisdn AS msisdn,
-              SUM(s.count) AS count, MIN(s.min_ts) AS min_ts, MAX(s.max_ts) AS max_ts, MIN(s.min_seq) AS min_seq, MAX(s.max_seq) AS max_seq,
-              u.min_seq AS chain_first, u.max_seq AS chain_last
-       FROM stats s JOIN ues u ON u.id = s.ue
-       WHERE s.channel = ?` +
-      (types ? ` AND s.content_type IN (${types.map(() => '?').join(',')})` : '') +
-      ' GROUP BY s.ue ORDER BY u.key';
-    const rows = this.#db.prepare(sql).all(ch, ...(types ?? [])) as {
-      ue: number;
-      key: string;
-      imei: string;
-      iccid: string;
-      eid: string;
-      msisdn: string;
-      count: number;
-      min_ts: number;
-      max_ts: number;
-      min_seq: number;
-      max_seq: number;
-      chain_first: number;
-      chain_last: number;
-    }[];
-    const only = sel.ueKeys ? new Set(sel.ueKeys) : null;
-    return rows
-      .filter((r) => only === null || only.has(r.key))
-      .map((r) => ({
-        ue: r.ue,
-        key: r.key,
-        identity: { imei: r.imei, iccid: r.iccid, eid: r.eid, msisdn: r.msisdn },
-        count: r.count,
-        firstTimestampMs: r.min_ts,
-        lastTimestampMs: r.max_ts,
-        firstSequence: r.min_seq,
-        lastSequence: r.max_seq,
-        chainFirst: r.chain_first,
-        chainLast: r.chain_last,
-      }));
-  }
-
-  /** Endorsement references used by any record of these UEs (any channel: chains are whole). */
-  refsOfUes(ues: readonly number[]): TxRefStat[] {
-    const q = this.#db.prepare('SELECT ledger, tx_id, SUM(count) AS count FROM stats WHERE ue = ? GROUP BY ledger, tx_id');
-    const urls = this.#db.prepare('SELECT as_urls FROM txrefs WHERE ledger = ? AND tx_id = ?').pluck();
-    const out = new Map<string, TxRefStat>();
-    for (const ue of ues) {
-      for (const r of q.all(ue) as { ledger: string; tx_id: number; count: number }[]) {
-        const k = `${r.ledger}\n${r.tx_id}`;
-        const had = out.get(k);
-        if (had) had.count += r.count;
-        else out.set(k, { ledgerId: r.ledger, txId: r.tx_id, asUrls: JSON.parse((urls.get(r.ledger, r.tx_id) as string | undefined) ?? '[]') as string[], count: r.count });
-      }
-    }
-    return [...out.values()];
-  }
-
-  /** Conflicting records refused at ingest for these UEs. */
-  forkCount(ues: readonly number[]): number {
-    const q = this.#db.prepare('SELECT COUNT(*) FROM forks WHERE ue = ?').pluck();
-    let n = 0;
-    for (const ue of ues) n += q.get(ue) as number;
-    return n;
-  }
-
-  /** Stored record count (all UEs and channels). */
-  count(): number {
-    return this.#db.prepare('SELECT COUNT(*) FROM records').pluck().get() as number;
-  }
-
-  /** The stored bytes of one record, or undefined. */
-  get(ueKey: string, sequence: number): { record: Uint8Array; hash: Uint8Array; late: boolean } | undefined {
-    const u = this.#ues.get(ueKey);
-    if (!u) return undefined;
-    const r = this.#db.prepare('SELECT record, hash, late FROM records WHERE ue = ? AND seq = ?').get(u.id, sequence) as { record: Buffer; hash: Buffer; late: number } | undefined;
-    return r ? { record: new Uint8Array(r.record), hash: new Uint8Array(r.hash), late: r.late === 1 } : undefined;
-  }
-
-  /** Highest stored sequence of a UE chain (0: none). */
-  lastSequence(ueKey: string): number {
-    return this.#ues.get(ueKey)?.maxSeq ?? 0;
-  }
-
-  /** Channel id of a name (undefined when no record came on it). */
-  channelId(name: string): number | undefined {
-    return this.#channels.get(name);
-  }
-
-  close(): void {
-    if (this.#db.open) this.#db.close();
   }
 }
 

@@ -17,6 +17,7 @@ import { RecordSigner } from '../../ue/src/records.ts';
 import { VerificationEngine } from '../src/verify/engine.ts';
 import { EndorsementResolver } from '../src/verify/endorsements.ts';
 import { VerifierPool } from '../src/verify/pool.ts';
+import { VerifierCore } from '../src/verify/core.ts';
 import { Finding } from '../src/verify/chain.ts';
 import { errorWindow, windowFrom } from '../src/verify/windows.ts';
 import type { WindowSpec } from '../src/verify/task.ts';
@@ -175,6 +176,14 @@ describe('verification engine', () => {
       expect(out.verdicts[i]?.outcome).toBe(ref.ok ? 'VALID' : ref.code);
     });
     expect(windowFrom(LEDGER_ID, latest, claimed).error).toBe('NOT_LATEST');
+  });
+
+  it('[VER-3] verifies single-mode signatures over exactly PAE("divs/record", body)', () => {
+    const core = new VerifierCore();
+    for (const len of [0, 1, 200, 5000]) {
+      const body = Uint8Array.from({ length: len }, (_, i) => (i * 7) & 0xff);
+      expect(toHex(core.recordPaeOf(body))).toBe(toHex(pae(Domain.record, body)));
+    }
   });
 
   it('[GEN-8] gives the same verdicts on worker threads as inline', async () => {

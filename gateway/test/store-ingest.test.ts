@@ -10,7 +10,8 @@ import { AckStatus, IngestResponse } from '../../proto/gen/divs/v1/gateway.ts';
 import { sha256 } from '../../protocol/src/bytes.ts';
 import { silentLogger } from '../../platform/src/log.ts';
 import { RecordStore, StoreReader } from '../src/store.ts';
-import { IngestWriter, Ingestor, RecordParser, decodeIngestRequest, encodeIngestRequest, type Parsed } from '../src/ingest.ts';
+import { IngestWriter, Ingestor, RecordParser, decodeIngestRequest, encodeIngestRequest, encodeIngestResponse, type Parsed } from '../src/ingest.ts';
+import fc from 'fast-check';
 import { GatewayAuth } from '../src/auth.ts';
 import { createHttpApp } from '../src/http.ts';
 import { encodeRecords, fixtureUes, reading, type FixtureUe } from './fixtures.ts';
@@ -138,6 +139,22 @@ describe('ingest checks', () => {
     expect(back.records).toHaveLength(2);
     expect(back.records[0]?.buffer).toBe(frame.buffer);
     for (const bad of [[0x12, 0x05, 1], [0x18], [0x0b], [0x00]]) await expectCode(() => decodeIngestRequest(new Uint8Array(bad)), 'MALFORMED_MESSAGE');
+  });
+});
+
+describe('ack encoding', () => {
+  it('[VER-1] encodes responses byte for byte as the generated encoder does', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(),
+        fc.array(fc.record({ status: fc.integer({ min: 0, max: 3 }), sequence: fc.nat(), recordHash: fc.uint8Array({ maxLength: 40 }), errorCode: fc.string({ maxLength: 20 }), errorMessage: fc.string({ maxLength: 200 }) }), { maxLength: 20 }),
+        (frameId, acks) => {
+          const res = { frameId, acks: acks as IngestResponse['acks'] };
+          expect(Buffer.from(encodeIngestResponse(res)).equals(Buffer.from(IngestResponse.encode(res).finish()))).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

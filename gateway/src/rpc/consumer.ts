@@ -14,7 +14,7 @@ import type { GatewayAuth } from '../auth.ts';
 import type { DatasetCatalog } from '../datasets.ts';
 import type { VerificationEngine } from '../verify/engine.ts';
 import { buildReport, type ReportSigner } from '../report.ts';
-import { ueKeyOf, type RecordStore } from '../store.ts';
+import { ueKeyOf, type StoreQueries } from '../store.ts';
 
 const MAX_NONCE = 64;
 const MAX_UES = 10_000;
@@ -43,7 +43,7 @@ export interface ConsumerDeps {
   auth: GatewayAuth;
   catalog: DatasetCatalog;
   engine: VerificationEngine;
-  store: RecordStore;
+  store: StoreQueries;
   signer: ReportSigner;
   /** Concurrent VerifyDataset runs; default 2. */
   concurrency?: number;

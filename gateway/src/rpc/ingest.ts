@@ -11,7 +11,7 @@ import { IngestResponse, IngestServiceService } from '../../../proto/gen/divs/v1
 import type { Handlers } from '../../../platform/src/grpc.ts';
 import { DivsError } from '../../../protocol/src/errors.ts';
 import type { GatewayAuth } from '../auth.ts';
-import { decodeIngestRequest, type Ingestor, type RawIngestRequest } from '../ingest.ts';
+import { decodeIngestRequest, encodeIngestResponse, type Ingestor, type RawIngestRequest } from '../ingest.ts';
 
 /** A frame as the stream handler sees it: decoded, or the coded reason it is not. */
 export type IngestFrame = RawIngestRequest | { error: DivsError };
@@ -32,6 +32,10 @@ export const RawIngestService = {
     },
     requestSerialize: (): Buffer => {
       throw new Error('server-side definition');
+    },
+    responseSerialize: (value: IngestResponse): Buffer => {
+      const b = encodeIngestResponse(value);
+      return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
     },
   } as grpc.MethodDefinition<IngestFrame, IngestResponse> & { requestStream: true; responseStream: true },
 } as const;

@@ -17,7 +17,7 @@ import type { StoreSlice, StoreTaskSpec } from './store-source.ts';
 import { Tally, type ChainCounts, type RecordVerdict } from './summary.ts';
 import { Flag, type Outcome, type TaskResult, type WindowSpec } from './task.ts';
 import { RecordFields, scanBody, scanSignedRecord } from './wire.ts';
-import type { RecordStore, Selection, UeStat } from '../store.ts';
+import type { Selection, StoreQueries, UeStat } from '../store.ts';
 import { ueKeyOf } from './identity.ts';
 
 /** What a verification run found. */
@@ -117,7 +117,7 @@ export class VerificationEngine {
    * order, each chain in sequence order; records of a UE outside the selection are checked as
    * chain links but not counted. `forksAtIngest` is added by the caller (store query).
    */
-  async verifyStored(store: RecordStore, sel: Selection): Promise<VerificationOutcome & { ues: UeStat[] }> {
+  async verifyStored(store: StoreQueries, sel: Selection): Promise<VerificationOutcome & { ues: UeStat[] }> {
     const t0 = Date.now();
     const channel = store.channelId(sel.channel);
     const ues = store.selectionUes(sel);
