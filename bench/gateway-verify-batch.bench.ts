@@ -11,7 +11,8 @@
  * Printed with it, measured in the same run: the multi-buffer SHA-256 kernel's own rate over
  * 2 threads, and the digests the engine needs per record, i.e. its "hash speed" bound.
  *
- * Run: `node bench/gateway-verify-batch.bench.ts [--records 1048576] [--batch 1024] [--threads 2]`
+ * Run: `node bench/gateway-verify-batch.bench.ts [--records 1048576] [--batch 1024] [--threads 2]
+ *   [--rounds 3] [--task 4096]`
  */
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -72,13 +73,15 @@ function tasksOf(chains: GeneratedChain[], perTask: number): VerifyTask[] {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { records: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' } } });
+  const { values } = parseArgs({ options: { records: { type: 'string' }, batch: { type: 'string' }, threads: { type: 'string' }, rounds: { type: 'string' }, task: { type: 'string' } } });
   const threads = Number(values.threads ?? 2);
   const batch = Number(values.batch ?? 1024);
   const wanted = Number(values.records ?? 1 << 20);
   const ues = 64;
   const perUe = Math.ceil(wanted / ues / batch) * batch;
   const rounds = Number(values.rounds ?? 3);
+  // records per worker task (the gateway's verify.taskRecords)
+  const perTask = Number(values.task ?? 4096);
 
   let t = performance.now();
   const chains = await generateChains({ uesPerThread: ues / 2, recordsPerUe: perUe, batchSize: batch, threads: 2 });
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
     let last: TaskResult[] = [];
     let firstRoundSigs = 0;
     for (let r = 0; r < rounds; r++) {
-      const tasks = tasksOf(chains, 16384);
+      const tasks = tasksOf(chains, perTask);
       t = performance.now();
       last = await Promise.all(tasks.map((x) => pool.verify(x)));
       const s = (performance.now() - t) / 1000;

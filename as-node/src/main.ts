@@ -95,7 +95,7 @@ async function ensurePki(cfg: AsConfig): Promise<PkiFiles> {
 function ensureTokens(cfg: AsConfig): { grants: TokenGrant[]; consumerToken: string | undefined } {
   if (cfg.tokens.length > 0) return { grants: cfg.tokens, consumerToken: cfg.tokens.find((t) => t.roles.includes('consumer'))?.token };
   const file = join(cfg.dataDir, 'consumer.token');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('base64url'), { mode: 0o600 });
+  if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString('hex'), { mode: 0o600 });
   const token = readFileSync(file, 'utf8').trim();
   return { grants: [{ token, name: 'local-consumer', roles: ['consumer', 'peer', 'admin'] }], consumerToken: token };
 }

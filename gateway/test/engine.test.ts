@@ -10,7 +10,8 @@ import { ueKeyOf } from '../src/verify/identity.ts';
 import { Domain, pae, sha256, toHex } from '../../protocol/src/bytes.ts';
 import { batchRoot } from '../../protocol/src/merkle.ts';
 import { recordHash } from '../../protocol/src/records.ts';
-import { SignatureSuite, importPublicKey, nodeSign } from '../../protocol/src/suites.ts';
+import { SignatureSuite, importPublicKey, nodeSign, p1363ToDer } from '../../protocol/src/suites.ts';
+import fc from 'fast-check';
 import { generateKeyPairSync } from 'node:crypto';
 import { checkRecord, type VerifiedEndorsement } from '../../consumer/src/verify.ts';
 import { RecordSigner } from '../../ue/src/records.ts';
@@ -178,12 +179,22 @@ describe('verification engine', () => {
     expect(windowFrom(LEDGER_ID, latest, claimed).error).toBe('NOT_LATEST');
   });
 
-  it('[VER-3] verifies single-mode signatures over exactly PAE("divs/record", body)', () => {
+  it('[VER-3] verifies single-mode signatures over exactly PAE("divs/record", body), DER-encoded as the protocol does', () => {
     const core = new VerifierCore();
     for (const len of [0, 1, 200, 5000]) {
       const body = Uint8Array.from({ length: len }, (_, i) => (i * 7) & 0xff);
       expect(toHex(core.recordPaeOf(body))).toBe(toHex(pae(Domain.record, body)));
     }
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 64, maxLength: 64 }), fc.nat(31), fc.nat(31), fc.boolean(), (sig, zr, zs, high) => {
+        // leading zeros and high bits in r and s: every DER length case
+        sig.fill(0, 0, zr);
+        sig.fill(0, 32, 32 + zs);
+        if (high) sig[zr] = (sig[zr] as number) | 0x80;
+        expect(toHex(core.derOf(sig))).toBe(toHex(p1363ToDer(sig) as Uint8Array));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('[GEN-8] gives the same verdicts on worker threads as inline', async () => {

@@ -9,7 +9,9 @@ import { RecordBody, SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { AckStatus, IngestResponse } from '../../proto/gen/divs/v1/gateway.ts';
 import { sha256 } from '../../protocol/src/bytes.ts';
 import { silentLogger } from '../../platform/src/log.ts';
-import { RecordStore, StoreReader } from '../src/store.ts';
+import { RecordStore, StoreReader, StoreView } from '../src/store.ts';
+import { StoreWriter, packItems, unpackItems } from '../src/writer.ts';
+import { RecordSigner } from '../../ue/src/records.ts';
 import { IngestWriter, Ingestor, RecordParser, decodeIngestRequest, encodeIngestRequest, encodeIngestResponse, type Parsed } from '../src/ingest.ts';
 import fc from 'fast-check';
 import { GatewayAuth } from '../src/auth.ts';
@@ -99,6 +101,41 @@ describe('record store', () => {
     // a path under a regular file cannot be a database
     writeFileSync(join(dir, 'plain-file'), 'x');
     await expectCode(() => RecordStore.open({ path: join(dir, 'plain-file', 'sub', 'records.db') }), 'STORAGE_FAILED');
+  });
+});
+
+describe('store writer thread', () => {
+  it('[E2E-2] stores groups on its own thread with the same outcomes; a main-thread view reads what it committed', async () => {
+    const path = join(tempDir('writer'), 'records.db');
+    const w = await StoreWriter.start({ path, durability: 'normal' });
+    try {
+      const u = ues[0] as FixtureUe;
+      const s2 = await RecordSigner.open({ identity: u.identity, keystore: u.keystore, alias: u.alias });
+      await s2.updateEndorsement(u.tx, 1);
+      const recs = items('w', await s2.signBatch([reading(1), reading(2), reading(3)], 'application/json'));
+      expect(unpackItems(packItems(recs)).map((x) => [x.ueKey, x.sequence, x.channel, x.contentType, x.ledgerId, x.txId, x.asUrls, Buffer.from(x.record).toString('hex')])).toEqual(
+        recs.map((x) => [x.ueKey, x.sequence, x.channel, x.contentType, x.ledgerId, x.txId, [...x.asUrls], Buffer.from(x.record).toString('hex')]),
+      );
+      expect((await w.append(recs)).map((o) => o.status)).toEqual(['stored', 'stored', 'stored']);
+      const other = await RecordSigner.open({ identity: u.identity, keystore: u.keystore, alias: u.alias });
+      await other.updateEndorsement(u.tx, 1);
+      const fork = items('w', [await other.sign(reading(9), 'application/json')]);
+      const out = await w.append([...recs.slice(0, 1), ...fork]);
+      expect(out.map((o) => o.status)).toEqual(['duplicate', 'fork']);
+      expect(out[1]?.status === 'fork' && out[1].existingHash.length).toBe(32);
+      const view = StoreView.open(path);
+      expect(view.count()).toBe(3);
+      expect(view.lastSequence(recs[0]?.ueKey as string)).toBe(3);
+      view.close();
+    } finally {
+      await w.close();
+    }
+    const late = items('w', [await (ues[1] as FixtureUe).signer.sign(reading(5), 'application/json')]);
+    await expectCode(w.append(late), 'UNAVAILABLE');
+    // a path under a regular file cannot be a database: the writer reports it and never starts
+    const bad = tempDir('writer-bad');
+    writeFileSync(join(bad, 'plain'), 'x');
+    await expectCode(StoreWriter.start({ path: join(bad, 'plain', 'records.db') }), 'STORAGE_FAILED');
   });
 });
 

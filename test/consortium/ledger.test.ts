@@ -38,8 +38,8 @@ import { describeEtcd } from './helpers.ts';
 import { endorsementTx, endorserOf, newUe, registrations, type Endorser } from './fixtures.ts';
 
 const LEDGER = 'divs-consortium-test';
-const PEER_TOKEN = randomBytes(18).toString('base64url');
-const ADMIN_TOKEN = randomBytes(18).toString('base64url');
+const PEER_TOKEN = randomBytes(18).toString('hex');
+const ADMIN_TOKEN = randomBytes(18).toString('hex');
 
 interface TestNode {
   name: string;
@@ -416,7 +416,7 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
     const quiet = console.log;
     console.log = () => undefined;
     try {
-      expect(await runConsortiumCli(['propose', '--node', at, '--token', ADMIN_TOKEN, '--add-node', 'op-a:as-a2=127.0.0.1:1', '--out', f('update.json')])).toBe(0);
+      expect(await runConsortiumCli(['propose', '--node', at, `--token=${ADMIN_TOKEN}`, '--add-node', 'op-a:as-a2=127.0.0.1:1', '--out', f('update.json')])).toBe(0);
       const approve = async (org: LocalOrg) => {
         const [cert, key] = files(org);
         expect(await runConsortiumCli(['approve', '--update', f('update.json'), '--org', org.id, '--admin-cert', cert, '--admin-key', key, '--out', f(`approval-${org.id}.json`)])).toBe(0);
@@ -425,12 +425,12 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
       const [oa, ob] = c.orgs as [LocalOrg, LocalOrg];
       const one = await approve(oa);
       // 1 of the 3 organizations in force: refused, over gRPC, with its code
-      await expectCode(runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--node', at, '--token', ADMIN_TOKEN]), 'CONFIG_MAJORITY_MISSING');
+      await expectCode(runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--node', at, `--token=${ADMIN_TOKEN}`]), 'CONFIG_MAJORITY_MISSING');
       // submitting needs the admin role
-      await expectCode(runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--node', at, '--token', PEER_TOKEN]), 'PERMISSION_DENIED');
+      await expectCode(runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--node', at, `--token=${PEER_TOKEN}`]), 'PERMISSION_DENIED');
       const two = await approve(ob);
       const three = await approve(orgD as LocalOrg);
-      expect(await runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--approval', two, '--approval', three, '--node', `127.0.0.1:${node('as-b').port}`, '--token', ADMIN_TOKEN])).toBe(0);
+      expect(await runConsortiumCli(['submit', '--update', f('update.json'), '--approval', one, '--approval', two, '--approval', three, '--node', `127.0.0.1:${node('as-b').port}`, `--token=${ADMIN_TOKEN}`])).toBe(0);
     } finally {
       console.log = quiet;
     }

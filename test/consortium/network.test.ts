@@ -30,8 +30,8 @@ import { spawnService, type ServiceProcess } from '../helpers/proc.ts';
 import { describeEtcd } from './helpers.ts';
 
 const LEDGER = 'divs-consortium-it';
-const CONSUMER_TOKEN = randomBytes(18).toString('base64url');
-const PEER_TOKEN = randomBytes(18).toString('base64url');
+const CONSUMER_TOKEN = randomBytes(18).toString('hex');
+const PEER_TOKEN = randomBytes(18).toString('hex');
 
 interface Operator {
   id: string;

@@ -196,7 +196,7 @@ export async function runConsortiumCli(argv: string[]): Promise<number> {
       const c = await createLocalConsortium({ ledgerId, orgs, nodeUrls });
       writeLocalConsortium(c, dir);
       // AS node configurations ready to run, sharing a peer token (RP-dd) and an admin/consumer token
-      const tokens = { consumerAndAdmin: randomBytes(24).toString('base64url'), peer: randomBytes(24).toString('base64url') };
+      const tokens = { consumerAndAdmin: randomBytes(24).toString('hex'), peer: randomBytes(24).toString('hex') };
       const cefs = Object.fromEntries(list(v.cef).map((x) => [nodeSpec(x).name, nodeSpec(x).urls[0]]));
       const etcd = (typeof v.etcd === 'string' ? v.etcd : 'http://127.0.0.1:23790,http://127.0.0.1:23792,http://127.0.0.1:23794').split(',');
       c.nodes.forEach((n, i) => {

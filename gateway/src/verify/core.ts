@@ -111,6 +111,17 @@ export class VerifierCore {
       return nodeVerify(w.suite, w.key as KeyObject, msg, sig);
     }
     if (sig.length !== 64) return false;
+    const der = this.#derOf(sig);
+    try {
+      return osslVerify('sha256', msg, w.key as KeyObject, der);
+    } catch {
+      // OpenSSL rejects some encodings by throwing: not a valid signature
+      return false;
+    }
+  }
+
+  /** DER of a 64-byte P1363 signature, in the reused buffer (valid until the next call). */
+  #derOf(sig: Uint8Array): Uint8Array {
     const der = this.#der;
     let p = 2;
     for (let half = 0; half < 64; half += 32) {
@@ -126,12 +137,12 @@ export class VerifierCore {
     }
     der[0] = 0x30;
     der[1] = p - 2;
-    try {
-      return osslVerify('sha256', msg, w.key as KeyObject, der.subarray(0, p));
-    } catch {
-      // OpenSSL rejects some encodings by throwing: not a valid signature
-      return false;
-    }
+    return der.subarray(0, p);
+  }
+
+  /** Test hook: the DER the single-mode check hands OpenSSL for a P1363 signature. */
+  derOf(sig: Uint8Array): Uint8Array {
+    return this.#derOf(sig).slice();
   }
 
   /** Test hook: the PAE bytes the single-mode check verifies for a body. */

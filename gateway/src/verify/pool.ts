@@ -43,6 +43,16 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+interface Queued {
+  req: WorkerRequest;
+  transfer: ArrayBuffer[];
+  resolve: (r: WorkerReply) => void;
+  reject: (e: Error) => void;
+}
+
+/** Tasks a worker holds at once: one running, one ready to start the moment it finishes. */
+const MAX_PER_WORKER = 2;
+
 /** Buffers of a typed array that can be moved to another thread (it must own its buffer). */
 function movable(...arrays: ArrayBufferView[]): ArrayBuffer[] {
   const out: ArrayBuffer[] = [];
@@ -63,6 +73,7 @@ export class VerifierPool {
   readonly threads: number;
   readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
+  readonly #queue: Queued[] = [];
   #inline: VerifierCore | null = null;
   #next = 1;
   #closed = false;
@@ -86,6 +97,7 @@ export class VerifierPool {
       slot.inFlight--;
       if (m.kind === 'error') p.reject(new DivsError('INTERNAL', `verification worker: ${m.message}`));
       else p.resolve(m);
+      this.#dispatch();
     });
     const fail = (err: unknown) => {
       // a crashed worker fails only its own tasks; a fresh one takes its place
@@ -95,7 +107,10 @@ export class VerifierPool {
         p.reject(new DivsError('INTERNAL', 'verification worker failed', { cause: err }));
       }
       const i = this.#slots.indexOf(slot);
-      if (i >= 0 && !this.#closed) this.#slots[i] = this.#spawn();
+      if (i >= 0 && !this.#closed) {
+        this.#slots[i] = this.#spawn();
+        this.#dispatch();
+      }
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
@@ -104,23 +119,45 @@ export class VerifierPool {
     return slot;
   }
 
-  /** Tasks running or queued on workers. */
+  /** Tasks running on workers or waiting for one. */
   get inFlight(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#queue.length;
   }
 
   #post(req: WorkerRequest, transfer: ArrayBuffer[]): Promise<WorkerReply> {
     if (this.#closed) return Promise.reject(new DivsError('UNAVAILABLE', 'verification pool closed'));
-    let slot = this.#slots[0] as Slot;
-    for (const s of this.#slots) if (s.inFlight < slot.inFlight) slot = s;
-    slot.inFlight++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(req.id, { slot, resolve, reject });
-      slot.worker.ref();
-      slot.worker.postMessage(req, transfer);
-    }).finally(() => {
-      if (slot.inFlight === 0) slot.worker.unref();
-    }) as Promise<WorkerReply>;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.#queue.push({ req, transfer, resolve, reject });
+      this.#dispatch();
+    });
+  }
+
+  /**
+   * Hands queued tasks to workers with fewer than MAX_PER_WORKER in flight: a worker that runs
+   * ahead takes more, so all finish together however uneven the tasks or the cores are.
+   */
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let slot: Slot | undefined;
+      for (const s of this.#slots) if (s.inFlight < MAX_PER_WORKER && (slot === undefined || s.inFlight < slot.inFlight)) slot = s;
+      if (slot === undefined) return;
+      const q = this.#queue.shift() as Queued;
+      const chosen = slot;
+      chosen.inFlight++;
+      this.#pending.set(q.req.id, {
+        slot: chosen,
+        resolve: (r) => {
+          if (chosen.inFlight === 0) chosen.worker.unref();
+          q.resolve(r);
+        },
+        reject: (e) => {
+          if (chosen.inFlight === 0) chosen.worker.unref();
+          q.reject(e);
+        },
+      });
+      chosen.worker.ref();
+      chosen.worker.postMessage(q.req, q.transfer);
+    }
   }
 
   /** Judges a packed task; its buffers move to the worker (do not use them afterwards). */
@@ -160,6 +197,7 @@ export class VerifierPool {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const q of this.#queue.splice(0)) q.reject(new DivsError('UNAVAILABLE', 'verification pool closed'));
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
       p.reject(new DivsError('UNAVAILABLE', 'verification pool closed'));
