@@ -12,7 +12,7 @@
  * 2 threads, and the digests the engine needs per record, i.e. its "hash speed" bound.
  *
  * Run: `node bench/gateway-verify-batch.bench.ts [--records 1048576] [--batch 1024] [--threads 2]
- *   [--rounds 3] [--task 4096]`
+ *   [--rounds 3] [--task 16384]`
  */
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const perUe = Math.ceil(wanted / ues / batch) * batch;
   const rounds = Number(values.rounds ?? 3);
   // records per worker task (the gateway's verify.taskRecords)
-  const perTask = Number(values.task ?? 4096);
+  const perTask = Number(values.task ?? 16384);
 
   let t = performance.now();
   const chains = await generateChains({ uesPerThread: ues / 2, recordsPerUe: perUe, batchSize: batch, threads: 2 });

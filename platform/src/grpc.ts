@@ -137,7 +137,10 @@ function writer<Res>(call: grpc.ServerWritableStream<unknown, Res> | grpc.Server
 }
 
 async function* requests<Req>(call: grpc.ServerReadableStream<Req, unknown> | grpc.ServerDuplexStream<Req, unknown>): AsyncIterable<Req> {
-  for await (const msg of call as AsyncIterable<Req | BadRequest>) {
+  // leaving the loop early (a handler that fails mid-stream) must not destroy the call, or the
+  // error status the handler returns would never reach the client
+  const it = (call as unknown as import('node:stream').Readable).iterator({ destroyOnReturn: false }) as AsyncIterable<Req | BadRequest>;
+  for await (const msg of it) {
     if (msg instanceof BadRequest) throw msg;
     yield msg as Req;
   }

@@ -9,6 +9,10 @@
  * JS→C++ call (~1 µs here) for ~0.2 µs of hashing. The kernel takes a whole list of jobs in one
  * call, so the per-digest cost is the compression function itself.
  *
+ * The same module also compares byte ranges in bulk (`eqMany`, sixteen bytes per instruction):
+ * the verifier compares hashes, signatures and identities of every record, and one call for
+ * thousands of comparisons costs less than a JS loop per comparison.
+ *
  * Model: the caller works in one linear memory (the WebAssembly memory, or a plain buffer in the
  * fallback): it writes input bytes there ({@link Sha256Many.write} / {@link Sha256Many.alloc}),
  * queues jobs — digest of `[prefix byte] || memory[src1, +len1) || memory[src2, +len2)` — each

@@ -460,20 +460,3 @@ export function sameBytes(a: Uint8Array, aOff: number, b: Uint8Array, bOff: numb
   for (let i = 0; i < len; i++) if (a[aOff + i] !== b[bOff + i]) return false;
   return true;
 }
-
-/**
- * Like {@link sameBytes} over DataViews of the same bytes, four bytes per step (hashes,
- * signatures and identities are compared per record on the hot path).
- */
-export function sameWords(a: DataView, aOff: number, b: DataView, bOff: number, len: number): boolean {
-  let i = 0;
-  for (; i + 4 <= len; i += 4) if (a.getInt32(aOff + i) !== b.getInt32(bOff + i)) return false;
-  for (; i < len; i++) if (a.getUint8(aOff + i) !== b.getUint8(bOff + i)) return false;
-  return true;
-}
-
-/** Whether `data[off, off+len)` are all zero. */
-export function allZero(data: Uint8Array, off: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (data[off + i] !== 0) return false;
-  return true;
-}
