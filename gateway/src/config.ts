@@ -3,10 +3,10 @@
  * Gateway configuration: one zod schema, from a JSON file and/or DIVS_GW_* environment
  * variables, with CONFIG_INVALID errors that name every bad field.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { fail } from '../../protocol/src/errors.ts';
 import { JobsConfigSchema } from './jobs/policy.ts';
+import { configFromEnv, parseConfig, readConfigFile } from '../../platform/src/config.ts';
 
 const name = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/);
 const channel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/);
@@ -97,34 +97,22 @@ export type GatewayConfigInput = z.input<typeof GatewayConfigSchema>;
 
 /** Validates a config object; CONFIG_INVALID names every bad field. */
 export function parseGatewayConfig(input: unknown): GatewayConfig {
-  const r = GatewayConfigSchema.safeParse(input);
-  if (!r.success) fail('CONFIG_INVALID', r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  const data = parseConfig(GatewayConfigSchema, input);
   const ids = new Set<string>();
-  for (const d of r.data.datasets) {
+  for (const d of data.datasets) {
     if (ids.has(d.id)) fail('CONFIG_INVALID', `datasets: ${d.id} appears twice`);
     ids.add(d.id);
   }
   const names = new Set<string>();
-  for (const c of r.data.consumers) {
+  for (const c of data.consumers) {
     if (names.has(c.name)) fail('CONFIG_INVALID', `consumers: ${c.name} appears twice`);
     names.add(c.name);
   }
-  return r.data;
+  return data;
 }
 
 /** Reads a JSON config file, then overlays DIVS_GW_DATA_DIR, DIVS_GW_PORT, DIVS_GW_HTTP_PORT and `overrides`. */
 export function loadGatewayConfig(file?: string, env: NodeJS.ProcessEnv = process.env, overrides: Record<string, unknown> = {}): GatewayConfig {
-  let base: Record<string, unknown> = {};
-  if (file) {
-    try {
-      base = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      fail('CONFIG_INVALID', `${file}: ${(e as Error).message}`);
-    }
-  }
-  const fromEnv: Record<string, unknown> = {};
-  if (env.DIVS_GW_DATA_DIR) fromEnv.dataDir = env.DIVS_GW_DATA_DIR;
-  if (env.DIVS_GW_PORT) fromEnv.port = Number(env.DIVS_GW_PORT);
-  if (env.DIVS_GW_HTTP_PORT) fromEnv.httpPort = Number(env.DIVS_GW_HTTP_PORT);
-  return parseGatewayConfig({ ...base, ...fromEnv, ...overrides });
+  const fromEnv = configFromEnv(env, 'DIVS_GW', { DATA_DIR: 'dataDir', PORT: ['port', Number], HTTP_PORT: ['httpPort', Number] });
+  return parseGatewayConfig({ ...readConfigFile(file), ...fromEnv, ...overrides });
 }

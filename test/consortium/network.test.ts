@@ -162,7 +162,7 @@ describeEtcd('three operators on one consortium ledger (AS, CEF and etcd process
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('[GEN-7] [E2E-1] [E2E-3] use case I.2: a meter that moves to another operator is endorsed by the new AS; its old data stays verifiable through any AS', async () => {
+  it('[GEN-7] [E2E-1] [E2E-3] [BC-2] [BC-6] use case I.2: a meter that moves to another operator is endorsed by the new AS; its old data stays verifiable through any AS', async () => {
     const u = opA.fleet?.ues[0] as SimulatedUe;
     const ua = new UeClient({ address: addr(opA) });
     const [r1] = await ua.registerBatch([u.registration]);

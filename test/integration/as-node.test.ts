@@ -75,7 +75,7 @@ afterAll(async () => {
 const ueN = (i: number): SimulatedUe => fleet.ues[i] as SimulatedUe;
 
 describe('AS node with a real CEF', () => {
-  it('[REG-1] [REG-3] [END-1] [END-2] [END-3] [END-4] [RP-UD] endorses a registration and returns tx ID + entry address', async () => {
+  it('[REG-1] [REG-3] [END-1] [END-2] [END-3] [END-4] [GEN-4] [RP-UD] endorses a registration and returns tx ID + entry address', async () => {
     const r = await unary(ue, ue.register, { registration: ueN(0).registration });
     expect(r.version).toBe(1);
     expect(r.tx?.txHash.length).toBe(32);

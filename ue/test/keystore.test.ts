@@ -51,7 +51,7 @@ describe('SoftwareKeyStore', () => {
     });
   }
 
-  it('[REG-2] the private key is not reachable through JSON, util.inspect or property walks', async () => {
+  it('[REG-2] [SEC-2] the private key is not reachable through JSON, util.inspect or property walks', async () => {
     const ks = new SoftwareKeyStore();
     const secret = generateSecretKey(P256);
     await ks.importKey('ue', P256, secret);
@@ -103,7 +103,7 @@ describe('SoftwareKeyStore', () => {
 });
 
 describe('SoftwareKeyStore encrypted at rest', () => {
-  it('[GEN-3] persists keys encrypted (mode 0600, no secret bytes in the file) and reopens them', async () => {
+  it('[GEN-3] [SEC-2] persists keys encrypted (mode 0600, no secret bytes in the file) and reopens them', async () => {
     const path = join(dir, 'ue.keys');
     const ks = await SoftwareKeyStore.open(path, PASS, FAST);
     const secret = generateSecretKey(P256);
