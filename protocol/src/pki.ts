@@ -651,11 +651,21 @@ function checkPathLength(p: unknown): number | undefined {
   return p;
 }
 
-/** The validity asked for must sit inside the issuing CA's own validity. */
-function checkInsideCa(parsed: ParsedCert, v: { notBefore: Date; notAfter: Date }): void {
-  if (v.notBefore.getTime() < parsed.notBefore || v.notAfter.getTime() > parsed.notAfter) {
+/** How far a requested validity may overhang the CA's and be trimmed rather than refused. */
+const TRIM_MS = 10 * 60_000;
+
+/**
+ * The validity asked for must sit inside the issuing CA's own validity. An overhang of up to
+ * {@link TRIM_MS} is trimmed to the CA's bounds: a CA and a leaf made with the same validity a
+ * second apart (or a backdated default start) would otherwise be refused at random.
+ */
+function checkInsideCa(parsed: ParsedCert, v: { notBefore: Date; notAfter: Date }): { notBefore: Date; notAfter: Date } {
+  const nb = v.notBefore.getTime();
+  const na = v.notAfter.getTime();
+  if (nb < parsed.notBefore - TRIM_MS || na > parsed.notAfter + TRIM_MS) {
     fail('INVALID_ARGUMENT', 'requested validity is outside the issuing CA validity');
   }
+  return { notBefore: new Date(Math.max(nb, parsed.notBefore)), notAfter: new Date(Math.min(na, parsed.notAfter)) };
 }
 
 /**
@@ -664,8 +674,7 @@ function checkInsideCa(parsed: ParsedCert, v: { notBefore: Date; notAfter: Date 
 export async function issueIntermediateCa(params: { ca: CaCredentials; name: string; validityDays: number; notBefore?: Date; pathLength?: number }): Promise<CertificateAuthority> {
   const issuer = loadCa(params?.ca);
   const subject = subjectOf(params.name, 'name');
-  const validity = checkValidity(params.validityDays, params.notBefore);
-  checkInsideCa(issuer.parsed, validity);
+  const validity = checkInsideCa(issuer.parsed, checkValidity(params.validityDays, params.notBefore));
   const pathLength = checkPathLength(params.pathLength ?? 0);
   const { publicKey, privateKey } = generateP256();
   const cert = await x509.X509CertificateGenerator.create({
@@ -713,8 +722,7 @@ export async function issueCertificate(params: IssueCertificateParams): Promise<
   const issuer = loadCa(params?.ca);
   const subject = subjectOf(params.subjectName, 'subjectName');
   if (!CERT_ROLES.includes(params.role)) fail('INVALID_ARGUMENT', `role must be one of ${CERT_ROLES.join(', ')}`);
-  const validity = checkValidity(params.validityDays, params.notBefore);
-  checkInsideCa(issuer.parsed, validity);
+  const validity = checkInsideCa(issuer.parsed, checkValidity(params.validityDays, params.notBefore));
 
   let publicKey: KeyObject;
   let keyPem: string | undefined;

@@ -106,6 +106,14 @@ describe('issuing', () => {
     expect(verifyChain([der(fromSpki.certPem)], [rootDer]).spkiDer).toEqual(v.spkiDer);
   });
 
+  it('[SEC-3] a leaf asked for the CA\'s own validity a second later is trimmed to the CA, not refused', async () => {
+    const ca = await createRootCa({ name: 'CN=Same Validity Root', validityDays: 30 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const leaf = await issueCertificate({ ca, subjectName: 'as-same', role: 'as', validityDays: 30 });
+    expect(leaf.cert.notAfter.getTime()).toBeLessThanOrEqual(ca.cert.notAfter.getTime());
+    expect(leaf.cert.notBefore.getTime()).toBeGreaterThanOrEqual(ca.cert.notBefore.getTime());
+  });
+
   it('[SEC-3] bad issuing parameters are INVALID_ARGUMENT', async () => {
     const base = { ca: root, subjectName: 'x', role: 'as' as const, validityDays: 30 };
     await expectCodeAsync(issueCertificate({ ...base, role: 'admin' as 'as' }), 'INVALID_ARGUMENT');
