@@ -286,7 +286,8 @@ describe('AS node with a real CEF', () => {
     expect(copies).toBeGreaterThan(0);
     writeFileSync(file, bytes);
     const err = await startAs(s.asDataDir, s.cef.port).then(
-      () => undefined,
+      // it must not start; if it does, stop it so the failure leaves no process behind
+      (p) => p.stop().then(() => undefined),
       (e: unknown) => e as Error,
     );
     expect(err?.message ?? '').toMatch(/LEDGER_TAMPERED/);
