@@ -6,13 +6,12 @@
  * consortium root CA). Consumers check it with `consumer/src/report.ts`. Building is pure and
  * deterministic: reasons, endorsements and checkpoints are sorted.
  */
-import type { KeyObject } from 'node:crypto';
 import { VerificationReport, type CheckpointUse, type EndorsementUse, type SignedVerificationReport } from '../../proto/gen/divs/v1/gateway.ts';
 import type { UeIdentity } from '../../proto/gen/divs/v1/common.ts';
-import { Domain, pae, toHex } from '../../protocol/src/bytes.ts';
-import { nodeSign, suiteOfKeyObject, type Suite } from '../../protocol/src/suites.ts';
+import { Domain, toHex } from '../../protocol/src/bytes.ts';
 import type { CheckpointInfo } from './verify/endorsements.ts';
 import type { VerificationOutcome } from './verify/engine.ts';
+import { GatewayKeySigner } from './signer.ts';
 
 export interface ReportMeta {
   gatewayId: string;
@@ -79,22 +78,10 @@ export function buildReport(o: VerificationOutcome, meta: ReportMeta): Verificat
 }
 
 /** Signs reports with the gateway key. */
-export class ReportSigner {
-  readonly #key: KeyObject;
-  readonly #suite: Suite;
-  readonly certChain: Uint8Array[];
-  readonly gatewayId: string;
-
-  constructor(key: KeyObject, certChain: Uint8Array[], gatewayId: string) {
-    this.#key = key;
-    this.#suite = suiteOfKeyObject(key);
-    this.certChain = certChain;
-    this.gatewayId = gatewayId;
-  }
-
+export class ReportSigner extends GatewayKeySigner {
   /** Encodes the report once and signs exactly those bytes. */
   sign(report: VerificationReport): SignedVerificationReport {
     const bytes = VerificationReport.encode(report).finish();
-    return { report: bytes, signature: nodeSign(this.#suite, this.#key, pae(Domain.report, bytes)), certChain: this.certChain };
+    return { report: bytes, signature: this.signBytes(Domain.report, bytes), certChain: this.certChain };
   }
 }

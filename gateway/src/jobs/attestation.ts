@@ -7,11 +7,10 @@
  * certificate chain (role "gateway" under the consortium root CA). Consumers check it with
  * `consumer/src/jobs.ts` `verifyAttestation`.
  */
-import type { KeyObject } from 'node:crypto';
 import { JobStatement, type JobAttestation, type RunnerMeasurement as RunnerMeasurementMsg } from '../../../proto/gen/divs/v1/jobs.ts';
-import { Domain, fromHex, pae } from '../../../protocol/src/bytes.ts';
-import { nodeSign, suiteOfKeyObject, type Suite } from '../../../protocol/src/suites.ts';
+import { Domain, fromHex } from '../../../protocol/src/bytes.ts';
 import type { RunnerMeasurement } from '../../../enclave-runner/src/index.ts';
+import { GatewayKeySigner } from '../signer.ts';
 
 /** The runner measurement as carried in statements and policies. */
 export function measurementMessage(m: RunnerMeasurement): RunnerMeasurementMsg {
@@ -25,22 +24,10 @@ export function measurementMessage(m: RunnerMeasurement): RunnerMeasurementMsg {
 }
 
 /** Signs job statements with the gateway key. */
-export class AttestationSigner {
-  readonly #key: KeyObject;
-  readonly #suite: Suite;
-  readonly certChain: Uint8Array[];
-  readonly gatewayId: string;
-
-  constructor(key: KeyObject, certChain: Uint8Array[], gatewayId: string) {
-    this.#key = key;
-    this.#suite = suiteOfKeyObject(key);
-    this.certChain = certChain;
-    this.gatewayId = gatewayId;
-  }
-
+export class AttestationSigner extends GatewayKeySigner {
   /** Encodes the statement once and signs exactly those bytes. */
   sign(statement: JobStatement): JobAttestation {
     const bytes = JobStatement.encode(statement).finish();
-    return { statement: bytes, signature: nodeSign(this.#suite, this.#key, pae(Domain.attestation, bytes)), certChain: this.certChain };
+    return { statement: bytes, signature: this.signBytes(Domain.attestation, bytes), certChain: this.certChain };
   }
 }
