@@ -15,6 +15,8 @@ Usage: divs <command> [options]      (every command takes --help)
 Services
   cef             start a CEF simulator (the operator's USM + capability exposure)
   as-node         start a DIVS AS node (registration, endorsement, ledger, queries)
+  gateway         start an aggregator gateway (ingest, store, verification, consumer + job API, runner pool)
+  enclave-runner  run one job file over a data file in the sandbox, as the gateway's runner pool does
 
 Tools
   consortium      init a local 3-operator consortium, start etcd, propose/approve/submit config updates
@@ -40,6 +42,8 @@ type Command = (argv: string[]) => Promise<number | void>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   cef: async () => async (argv) => (await import('../cef/src/main.ts')).runCli(argv),
   'as-node': async () => async (argv) => (await import('../as-node/src/main.ts')).runCli(argv),
+  gateway: async () => async (argv) => (await import('../gateway/src/main.ts')).runCli(argv),
+  'enclave-runner': async () => async (argv) => (await import('../enclave-runner/src/main.ts')).runCli(argv),
   pki: async () => (await import('./commands/pki.ts')).run,
   consortium: async () => async (argv) => (await import('../as-node/src/governance/cli.ts')).runConsortiumCli(argv),
   ue: async () => (await import('./commands/ue.ts')).run,

@@ -34,7 +34,8 @@ function int(v: string | undefined, label: string): number | undefined {
   return Number(v);
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Command-line entry (`divs enclave-runner …` and `node enclave-runner/src/main.ts …`); resolves to the exit status. */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -109,13 +110,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (status) => {
-    process.exitCode = status;
-  },
-  (e: unknown) => {
-    const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`${e instanceof DivsError ? `${e.code}: ` : ''}${message}\n`);
-    process.exitCode = 2;
-  },
-);
+if (import.meta.main) {
+  runCli().then(
+    (status) => {
+      process.exitCode = status;
+    },
+    (e: unknown) => {
+      const message = e instanceof Error ? e.message : String(e);
+      process.stderr.write(`${e instanceof DivsError ? `${e.code}: ` : ''}${message}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

@@ -198,9 +198,18 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
   };
 }
 
-async function main(): Promise<void> {
+const USAGE = `divs gateway [--config FILE] [--data-dir DIR] [--port N] [--http-port N] [--host H] [--name NAME]
+
+Starts an aggregator gateway (ingest, record store, verification engine, consumer and job API,
+runner pool). Configuration: FILE (JSON, schema in gateway/src/config.ts), then DIVS_GW_*
+environment variables, then these flags. Prints one JSON line with the ports when ready.`;
+
+/** Command-line entry (`divs gateway …` and `node gateway/src/main.ts …`). */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
   const { values } = parseArgs({
+    args: argv,
     options: {
+      help: { type: 'boolean' },
       config: { type: 'string' },
       'data-dir': { type: 'string' },
       port: { type: 'string' },
@@ -209,6 +218,10 @@ async function main(): Promise<void> {
       name: { type: 'string' },
     },
   });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const overrides: Record<string, unknown> = {};
   if (values['data-dir']) overrides.dataDir = values['data-dir'];
   if (values.port) overrides.port = Number(values.port);
@@ -233,7 +246,7 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.main) {
-  main().catch((e: unknown) => {
+  runCli().catch((e: unknown) => {
     process.stderr.write(`gateway: ${(e as Error).message}\n`);
     process.exit(2);
   });
