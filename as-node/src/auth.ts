@@ -5,7 +5,7 @@
  * carry roles; anonymous calls are refused. UEs authenticate differently: by signatures made
  * with their registered key (see the UE adapter).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { verifyChain, type CertRole } from '../../protocol/src/pki.ts';
 import type { CallContext } from '../../platform/src/grpc.ts';
@@ -35,7 +35,7 @@ function rolesOf(certRoles: CertRole[]): Role[] {
   return [...out];
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const digest = (s: string): Buffer => hash('sha256', s, 'buffer');
 
 export class Authenticator {
   readonly #tokens: Array<{ hash: Buffer; name: string; roles: Role[] }>;

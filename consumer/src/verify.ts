@@ -31,7 +31,7 @@ import type { ProvenTx, SignedEndorsementSummary } from '../../proto/gen/divs/v1
 import { EndorsementSummary } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { DivsError, fail, type ErrorCode } from '../../protocol/src/errors.ts';
 import { Domain, equalBytes, pae } from '../../protocol/src/bytes.ts';
-import { importPublicKey, nodeVerify, type Suite } from '../../protocol/src/suites.ts';
+import { importPublicKey, nodeVerify, nodeVerifyMemo, type Suite } from '../../protocol/src/suites.ts';
 import { sameIdentity } from '../../protocol/src/identity.ts';
 import { verifyChain } from '../../protocol/src/pki.ts';
 import { leafHash, verifyInclusion } from '../../protocol/src/merkle.ts';
@@ -112,7 +112,8 @@ export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustA
   if (tx.type !== TxType.TX_TYPE_ENDORSEMENT) fail('INVALID_ENDORSEMENT', 'tx is not an endorsement');
   const signed = decodeOr(SignedEndorsement, tx.payload, 'signed endorsement');
   const as = verifyChain(signed.certChain, anchors.roots, { at: opts.at, role: 'as' });
-  if (!nodeVerify(as.suite, as.publicKey, pae(Domain.endorsement, signed.endorsement), signed.signature)) {
+  // memoized per AS key: a UE's latest version is fetched again on every verification run
+  if (!nodeVerifyMemo(as.suite, as.publicKey, pae(Domain.endorsement, signed.endorsement), signed.signature)) {
     fail('INVALID_ENDORSEMENT', 'AS signature over the endorsement does not verify');
   }
   const endorsement = decodeOr(Endorsement, signed.endorsement, 'endorsement');

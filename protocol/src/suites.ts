@@ -20,7 +20,7 @@
  * (including a key of another suite than the one named); signers and importers throw a coded
  * {@link DivsError} (INVALID_ARGUMENT, INVALID_PUBLIC_KEY, UNSUPPORTED_SUITE, SUITE_MISMATCH).
  */
-import { createPublicKey, createPrivateKey, sign as nodeSignRaw, verify as nodeVerifyRaw, KeyObject } from 'node:crypto';
+import { createPublicKey, createPrivateKey, hash as nodeHash, sign as nodeSignRaw, verify as nodeVerifyRaw, KeyObject } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -228,6 +228,29 @@ export function nodeVerify(suite: Suite, key: KeyObject, msg: Uint8Array, sig: U
   }
 }
 
+/** Signatures already verified, per public key: message digest + signature → true. */
+const verifiedMemo = new WeakMap<KeyObject, Map<string, true>>();
+const MEMO_PER_KEY = 8192;
+
+/**
+ * {@link nodeVerify} with a bounded memory of signatures that verified under this exact key
+ * object: the same (key, message, signature) triple always gives the same answer, and
+ * verifiers see the same signed objects again and again (an AS checkpoint in every answer of a
+ * batch, a UE's latest endorsement on every verification run). Only successes are kept; the key
+ * is SHA-256 of the message plus the signature bytes, so a changed byte anywhere misses.
+ */
+export function nodeVerifyMemo(suite: Suite, key: KeyObject, msg: Uint8Array, sig: Uint8Array): boolean {
+  if (!(msg instanceof Uint8Array) || !(sig instanceof Uint8Array)) return false;
+  let seen = verifiedMemo.get(key);
+  const id = `${suite}:${nodeHash('sha256', msg, 'base64')}:${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('base64')}`;
+  if (seen?.has(id) === true) return true;
+  if (!nodeVerify(suite, key, msg, sig)) return false;
+  if (seen === undefined) verifiedMemo.set(key, (seen = new Map()));
+  if (seen.size >= MEMO_PER_KEY) seen.delete(seen.keys().next().value as string);
+  seen.set(id, true);
+  return true;
+}
+
 /**
  * Signs with a node private KeyObject (AS, gateway); ECDSA output is P1363. Throws
  * INVALID_ARGUMENT for a missing/public key or non-byte message, SUITE_MISMATCH when the key
@@ -287,9 +310,22 @@ export function suiteOfKeyObject(key: KeyObject): Suite {
   return s;
 }
 
+// raw public keys per KeyObject: a JWK export costs ~0.1 ms and checkpoint key IDs and
+// signers ask for the same key's bytes on every note they sign or verify
+const rawKeys = new WeakMap<KeyObject, Uint8Array>();
+
 /** Raw public key bytes (compressed SEC1 / raw Ed25519) of a node key object. */
 export function rawPublicKey(key: KeyObject): Uint8Array {
   suiteOfKeyObject(key);
+  let raw = rawKeys.get(key);
+  if (raw === undefined) {
+    raw = exportRawPublicKey(key);
+    rawKeys.set(key, raw);
+  }
+  return raw.slice();
+}
+
+function exportRawPublicKey(key: KeyObject): Uint8Array {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const jwk = pub.export({ format: 'jwk' });
   const x = new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'));

@@ -21,6 +21,7 @@ import {
   nodeSign,
   nodeSigner,
   nodeVerify,
+  nodeVerifyMemo,
   p1363ToDer,
   publicKeyOf,
   rawPublicKey,
@@ -599,5 +600,28 @@ describe('p1363ToDer', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('nodeVerifyMemo', () => {
+  it('[VER-3] remembers only signatures that verified: any changed byte of message or signature still fails', () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const suite = SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256;
+    const msg = new TextEncoder().encode('checkpoint text that repeats in every answer');
+    const sig = nodeSign(suite, privateKey, msg);
+    expect(nodeVerifyMemo(suite, publicKey, msg, sig)).toBe(true);
+    expect(nodeVerifyMemo(suite, publicKey, msg, sig)).toBe(true); // from memory
+    fc.assert(
+      fc.property(fc.nat(), fc.boolean(), (at, inSig) => {
+        const bad = inSig ? flipBit(sig, at % (sig.length * 8)) : flipBit(msg, at % (msg.length * 8));
+        return inSig ? !nodeVerifyMemo(suite, publicKey, msg, bad) : !nodeVerifyMemo(suite, publicKey, bad, sig);
+      }),
+      { numRuns: 64 },
+    );
+    // another key never borrows the first key's memory
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    expect(nodeVerifyMemo(suite, other, msg, sig)).toBe(false);
+    // the wrong suite for the key is refused even for a remembered triple
+    expect(nodeVerifyMemo(SignatureSuite.SIGNATURE_SUITE_ECDSA_SECP256K1_SHA256, publicKey, msg, sig)).toBe(false);
   });
 });

@@ -73,6 +73,8 @@ const GENESIS_PREV = new Uint8Array(32);
 const DEFAULT_MAX_ITEMS = 10_000;
 const DEFAULT_MAX_TX_BYTES = 4 * 1024 * 1024;
 const MAX_APPEND_BYTES = 256 * 1024 * 1024;
+/** Inclusion proofs kept per ledger size (each ~1 KiB at a million transactions). */
+const PROOF_CACHE_ENTRIES = 16_384;
 /**
  * Default number of state-tree nodes cached below the linked top (~350 bytes each, so ~90 MB):
  * the whole tree of ~100k UEs; beyond that the least recently cached nodes are read back from
@@ -318,6 +320,12 @@ export class LocalLedger implements Ledger {
   #state: State;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Inclusion proofs against the current size (cleared when the ledger grows). */
+  readonly #proofCache = new Map<number, Uint8Array[]>();
+  #proofCacheSize = -1;
+  /** Latest-version proofs per UE key against the current state (cleared when the ledger grows). */
+  readonly #latestCache = new Map<string, LatestProof>();
+  #latestCacheSize = -1;
 
   private constructor(db: Db, s: Statements, opts: LocalLedgerOptions, state: State) {
     this.ledgerId = opts.ledgerId;
@@ -603,9 +611,23 @@ export class LocalLedger implements Ledger {
     if (!Number.isSafeInteger(n)) fail('INVALID_ARGUMENT', 'treeSize must be an integer');
     if (txId >= size) fail('UNKNOWN_TX', `tx ${txId} is not in the ledger (size ${size})`);
     if (n > size || n <= txId) fail('INVALID_RANGE', `tree size ${n} must be in (${txId}, ${size}]`);
+    // proofs against the current size are asked for again and again (every query answer carries
+    // one): keep them until the ledger grows
+    if (n === size) {
+      if (this.#proofCacheSize !== size) {
+        this.#proofCache.clear();
+        this.#proofCacheSize = size;
+      }
+      const hit = this.#proofCache.get(txId);
+      if (hit) return { leafIndex: txId, treeSize: n, hashes: hit.map(copy) };
+    }
     const hashes = inclusionProof(txId, n, this.#subtree);
     // self-check against the current root: a tree row altered after open is refused, not served
-    if (n === size && !verifyInclusion(this.#subtree(0, txId), txId, n, hashes, this.#state.rootHash)) tampered(`inclusion proof of tx ${txId} does not match the root`);
+    if (n === size) {
+      if (!verifyInclusion(this.#subtree(0, txId), txId, n, hashes, this.#state.rootHash)) tampered(`inclusion proof of tx ${txId} does not match the root`);
+      if (this.#proofCache.size >= PROOF_CACHE_ENTRIES) this.#proofCache.delete(this.#proofCache.keys().next().value as number);
+      this.#proofCache.set(txId, hashes.map(copy));
+    }
     return { leafIndex: txId, treeSize: n, hashes };
   }
 
@@ -625,7 +647,19 @@ export class LocalLedger implements Ledger {
   latestProof(ueKey: Uint8Array): LatestProof {
     this.#open();
     checkUeKey(ueKey);
-    return this.#smt.prove(ueKey);
+    const size = this.#state.size;
+    if (this.#latestCacheSize !== size) {
+      this.#latestCache.clear();
+      this.#latestCacheSize = size;
+    }
+    const k = hexKey(ueKey);
+    let proof = this.#latestCache.get(k);
+    if (proof === undefined) {
+      proof = this.#smt.prove(ueKey);
+      if (this.#latestCache.size >= PROOF_CACHE_ENTRIES) this.#latestCache.delete(this.#latestCache.keys().next().value as string);
+      this.#latestCache.set(k, proof);
+    }
+    return structuredClone(proof);
   }
 
   blocks(fromHeight: number, max: number): StoredBlock[] {

@@ -38,12 +38,11 @@ import type { JsonValue, RunnerMeasurement, RunnerPool } from '../../../enclave-
 import type { DatasetCatalog } from '../datasets.ts';
 import type { ReportSigner } from '../report.ts';
 import { ueKeyOf } from '../store.ts';
-import { commitmentRoot } from '../verify/commitment.ts';
 import { measurementMessage, type AttestationSigner } from './attestation.ts';
 import { checkGroupBy, groupData, parseRows, partition, type VerifiedRow } from './columns.ts';
 import { checkGroupValue, resultBytes, type JobResultDocument, type ReleasedGroup } from './output.ts';
 import type { JobLimitValues, PolicyEngine, TransportFacts } from './policy.ts';
-import type { SnapshotVerifier } from './snapshot.ts';
+import { jobCommitment, type SnapshotVerifier } from './snapshot.ts';
 import { FINAL_STATES, type JobRecord, type JobStore } from './store.ts';
 
 /** Largest job source (UTF-8 bytes), params JSON, nonce, UE restriction list, idempotency key. */
@@ -106,6 +105,7 @@ export class JobManager {
   readonly #running = new Map<string, Running>();
   readonly #watchers = new Map<string, Set<Listener>>();
   readonly #tasks = new Set<Promise<void>>();
+  readonly #changeListeners = new Set<(j: Readonly<JobRecord>) => void>();
   readonly #pruneTimer: NodeJS.Timeout;
   #closing = false;
 
@@ -495,7 +495,7 @@ export class JobManager {
         datasetCommitment: snap.report.datasetCommitment,
         commitmentSize: snap.report.commitmentSize,
         reportHash: sha256(signedReport.report),
-        inputCommitment: commitmentRoot(concatenated),
+        inputCommitment: jobCommitment(concatenated),
         inputRecords: inputHashes.length,
         inputUes: inputUes.size,
         limits: limitsMessage(j.limits),
@@ -560,6 +560,13 @@ export class JobManager {
 
   #emit(j: JobRecord): void {
     if (FINAL_STATES.has(j.state)) this.#active.delete(j.id);
+    for (const l of this.#changeListeners) {
+      try {
+        l(j);
+      } catch (e) {
+        this.#log.warn({ jobId: j.id, err: (e as Error).message }, 'job change listener failed');
+      }
+    }
     const set = this.#watchers.get(j.id);
     if (!set) return;
     const s = this.#statusOf(j);
@@ -595,6 +602,47 @@ export class JobManager {
   /** Jobs verifying or running now. */
   get running(): number {
     return this.#running.size;
+  }
+
+  // ------------------------------------------------------------------ observability (read-only)
+
+  /** Jobs waiting in the queue (approved, not yet started). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Jobs waiting for an operator's approval. */
+  get pendingApproval(): number {
+    let n = 0;
+    for (const j of this.#active.values()) if (j.state === JobState.JOB_STATE_PENDING_APPROVAL) n++;
+    return n;
+  }
+
+  /**
+   * Calls `listener` after every state or progress change of any job (metrics, dashboard), with
+   * the job as it is now (do not modify it); returns the function that removes it.
+   */
+  onChange(listener: (j: Readonly<JobRecord>) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  /**
+   * Every job of every consumer (operator view), newest submission first, at most `limit`:
+   * unfinished ones as they are in memory now (running states are not on disk), the others as
+   * stored.
+   */
+  operatorList(limit: number): JobRecord[] {
+    const all = new Map<string, JobRecord>();
+    for (const j of this.#o.store.inStates(Object.values(JobState).filter((v) => v !== JobState.JOB_STATE_UNSPECIFIED && v !== JobState.UNRECOGNIZED))) all.set(j.id, j);
+    for (const j of this.#active.values()) all.set(j.id, j);
+    return [...all.values()].sort((a, b) => b.submittedAtMs - a.submittedAtMs || (a.id < b.id ? -1 : 1)).slice(0, Math.max(0, limit));
+  }
+
+  /** One job of any consumer (operator view); undefined when unknown. */
+  operatorGet(jobId: string): JobRecord | undefined {
+    if (typeof jobId !== 'string' || jobId.length === 0 || jobId.length > 64) return undefined;
+    return this.#active.get(jobId) ?? this.#o.store.get(jobId);
   }
 
   /**

@@ -31,9 +31,22 @@ import { buildReport } from '../report.ts';
 import { StoreReader, type RecordStore, type Selection } from '../store.ts';
 import { Finding } from '../verify/chain.ts';
 import { commitmentRoot } from '../verify/commitment.ts';
+import { Sha256Many } from '../verify/sha256x4.ts';
 import type { VerificationEngine, VerificationOutcome } from '../verify/engine.ts';
 import { UNVERIFIED, type Outcome } from '../verify/task.ts';
 import type { VerifiedRow } from './columns.ts';
+
+let hasher: Sha256Many | undefined;
+
+/**
+ * RFC 9162 root over concatenated record hashes (see verify/commitment.ts) with one hasher per
+ * process: building the WebAssembly kernel and its self-test costs milliseconds, too much to pay
+ * twice per job.
+ */
+export function jobCommitment(recordHashes: Uint8Array): Uint8Array {
+  hasher ??= Sha256Many.create();
+  return commitmentRoot(recordHashes, hasher);
+}
 
 /** A verified snapshot of a dataset. */
 export interface Snapshot {
@@ -180,7 +193,7 @@ export class SnapshotVerifier {
       invalid,
       unverified,
       chain,
-      commitment: commitmentRoot(hashes),
+      commitment: jobCommitment(hashes),
       commitmentSize: validHashes.length,
       endorsements: res.endorsements,
       ueCount: ues.length,

@@ -47,6 +47,9 @@ export interface EngineOptions {
   perThread?: number;
 }
 
+/** Below this many records per thread a selection is not split further (task overhead wins). */
+const MIN_SPLIT_RECORDS = 32;
+
 /** Runs `fn` over items with at most `limit` running, delivering results in order to `sink`. */
 async function pipeline<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, sink: (r: R, item: T) => void): Promise<void> {
   const results = new Map<number, R>();
@@ -84,20 +87,32 @@ export class VerificationEngine {
   readonly #requireGenesis: boolean;
   readonly #taskRecords: number;
   readonly #inFlight: number;
+  readonly #threads: number;
+  readonly #listeners = new Set<(o: VerificationOutcome) => void>();
 
   constructor(o: EngineOptions) {
     this.#pool = o.pool;
     this.#resolver = o.resolver;
     this.#requireGenesis = o.requireGenesis ?? true;
     this.#taskRecords = o.taskRecords ?? 16384;
-    this.#inFlight = Math.max(1, o.pool.threads) * (o.perThread ?? 2);
+    this.#threads = Math.max(1, o.pool.threads);
+    this.#inFlight = this.#threads * (o.perThread ?? 2);
+  }
+
+  /**
+   * Calls `listener` with the outcome of every finished verification run (metrics, dashboard);
+   * returns the function that removes it. A listener that throws changes nothing for the run.
+   */
+  onOutcome(listener: (o: VerificationOutcome) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async #finish(t0: number, tally: Tally, endorsements: ResolvedRef[], ueCount: number): Promise<VerificationOutcome> {
     const hashes = tally.validHashes();
     const commitmentSize = hashes.length / 32;
     const commitment = await this.#pool.commitment(hashes);
-    return {
+    const outcome: VerificationOutcome = {
       startedAtMs: t0,
       finishedAtMs: Date.now(),
       records: tally.records,
@@ -110,6 +125,14 @@ export class VerificationEngine {
       endorsements,
       ueCount,
     };
+    for (const l of this.#listeners) {
+      try {
+        l(outcome);
+      } catch {
+        // observers (metrics) must never fail a verification
+      }
+    }
+    return outcome;
   }
 
   /**
@@ -127,12 +150,16 @@ export class VerificationEngine {
     const resolved = await this.#resolver.resolve(refs);
     const windows = resolved.map((r) => r.window);
 
-    // plan: whole chains (first..last stored sequence), cut into slices of about taskRecords
+    // plan: whole chains (first..last stored sequence), cut into slices of about taskRecords;
+    // a small selection is still spread over every worker thread, since a consumer waits for it
+    let total = 0;
+    for (const u of ues) total += u.chainLast - u.chainFirst + 1;
+    const taskRecords = Math.min(this.#taskRecords, Math.max(MIN_SPLIT_RECORDS, Math.ceil(total / this.#threads)));
     const tasks: StoreSlice[][] = [];
     let cur: StoreSlice[] = [];
     let curSize = 0;
     const push = (s: StoreSlice, size: number) => {
-      if (curSize > 0 && curSize + size > this.#taskRecords) {
+      if (curSize > 0 && curSize + size > taskRecords) {
         tasks.push(cur);
         cur = [];
         curSize = 0;
@@ -142,12 +169,12 @@ export class VerificationEngine {
     };
     for (const u of ues) {
       const span = u.chainLast - u.chainFirst + 1;
-      if (span <= this.#taskRecords) {
+      if (span <= taskRecords) {
         push({ ue: u.ue, from: u.chainFirst, to: u.chainLast }, span);
         continue;
       }
-      for (let from = u.chainFirst; from <= u.chainLast; from += this.#taskRecords) {
-        push({ ue: u.ue, from, to: Math.min(u.chainLast, from + this.#taskRecords - 1) }, Math.min(this.#taskRecords, u.chainLast - from + 1));
+      for (let from = u.chainFirst; from <= u.chainLast; from += taskRecords) {
+        push({ ue: u.ue, from, to: Math.min(u.chainLast, from + taskRecords - 1) }, Math.min(taskRecords, u.chainLast - from + 1));
       }
     }
     if (cur.length > 0) tasks.push(cur);
