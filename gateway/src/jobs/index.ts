@@ -75,7 +75,7 @@ export class JobService {
     this.#auth = o.auth;
     this.#adminAuth = new GatewayAuth({ consumers: o.config.admins, anchors: o.anchors });
     const policy = new PolicyEngine(o.config);
-    this.#jobs = JobStore.open(join(o.dataDir, 'jobs.db'));
+    this.#jobs = JobStore.open(join(o.dataDir, 'jobs.db'), o.config.durability);
     this.#snapshots = new SnapshotVerifier({ store: o.store, engine: o.engine });
     try {
       this.manager = new JobManager({

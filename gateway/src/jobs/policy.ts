@@ -82,6 +82,13 @@ export const JobsConfigSchema = z.object({
    * report returned with a job then carries the time of the verification it reused.
    */
   verificationMaxAgeMs: z.number().int().min(0).max(86_400_000).default(0),
+  /**
+   * What a stored job state survives: "process" (default) a crash of the gateway process, with
+   * no fsync per job; "power" also an OS crash or power loss (an fsync per state change, a few
+   * ms per job). Jobs are deterministic and submissions carry idempotency keys, so a job rolled
+   * back by a power loss runs again or is resubmitted with the same result.
+   */
+  durability: z.enum(['process', 'power']).default('process'),
   policies: z.array(JobPolicySchema).default([]),
   /** Operators of the admin API: bearer token (or sha256:<hex>) and/or client certificate CN = name. */
   admins: z.array(z.object({ name: consumerName, token: z.string().min(16).optional() })).default([]),
