@@ -128,15 +128,30 @@ export function signatureType(suite: Suite): Uint8Array {
 /** Key ID: SHA-256(name || 0x0A || signature type || public key)[:4]; the key may be compressed or not. */
 export function noteKeyId(name: string, suite: Suite, publicKey: Uint8Array): Uint8Array {
   // Normalise to the compressed SEC1 point (ECDSA) so both encodings of a key get one ID.
-  const raw = rawPublicKey(importPublicKey(suite, publicKey));
+  return keyIdOfRaw(name, suite, rawPublicKey(importPublicKey(suite, publicKey)));
+}
+
+function keyIdOfRaw(name: string, suite: Suite, raw: Uint8Array): Uint8Array {
   const d = createHash('sha256').update(utf8(name)).update(new Uint8Array([0x0a])).update(signatureType(suite)).update(raw).digest();
   return new Uint8Array(d.subarray(0, 4));
 }
 
+// key IDs per key object and name: every checkpoint an AS signs, and every one a verifier
+// checks, needs the same few IDs
+const keyIds = new WeakMap<KeyObject, Map<string, Uint8Array>>();
+
 function keyIdOfKeyObject(name: string, suite: Suite, key: KeyObject): Uint8Array {
   if (key.type !== 'public' && key.type !== 'private') fail('INVALID_PUBLIC_KEY', 'checkpoint: not an asymmetric key');
   if (suiteOfKeyObject(key) !== suite) fail('INVALID_PUBLIC_KEY', `checkpoint: key is not a ${suiteName(suite)} key`);
-  return noteKeyId(name, suite, rawPublicKey(key));
+  let byName = keyIds.get(key);
+  if (byName === undefined) keyIds.set(key, (byName = new Map()));
+  let id = byName.get(`${suite}:${name}`);
+  if (id === undefined) {
+    // rawPublicKey already gives the normalised (compressed) encoding
+    id = keyIdOfRaw(name, suite, rawPublicKey(key));
+    byName.set(`${suite}:${name}`, id);
+  }
+  return id.slice();
 }
 
 // ---------------------------------------------------------------- format and sign
