@@ -37,12 +37,27 @@ Scenario
 
 Exit codes: 0 ok, 1 failed (e.g. invalid data found), 2 usage/config error, 3 start-up failure.`;
 
-type Command = (argv: string[]) => Promise<number | void>;
+/** A command's exit status; SERVING when it started a service that runs until a signal stops it. */
+type Command = (argv: string[]) => Promise<number | void | typeof SERVING>;
+
+const SERVING = Symbol('serving');
+
+/** Runs a service's `runCli` and keeps the process alive: the service stops itself on SIGINT/SIGTERM. */
+const service =
+  (start: (argv: string[]) => Promise<unknown>): Command =>
+  async (argv) => {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      await start(['--help']);
+      return 0;
+    }
+    await start(argv);
+    return SERVING;
+  };
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
-  cef: async () => async (argv) => (await import('../cef/src/main.ts')).runCli(argv),
-  'as-node': async () => async (argv) => (await import('../as-node/src/main.ts')).runCli(argv),
-  gateway: async () => async (argv) => (await import('../gateway/src/main.ts')).runCli(argv),
+  cef: async () => service(async (argv) => (await import('../cef/src/main.ts')).runCli(argv)),
+  'as-node': async () => service(async (argv) => (await import('../as-node/src/main.ts')).runCli(argv)),
+  gateway: async () => service(async (argv) => (await import('../gateway/src/main.ts')).runCli(argv)),
   'enclave-runner': async () => async (argv) => (await import('../enclave-runner/src/main.ts')).runCli(argv),
   pki: async () => (await import('./commands/pki.ts')).run,
   consortium: async () => async (argv) => (await import('../as-node/src/governance/cli.ts')).runConsortiumCli(argv),
@@ -53,7 +68,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./commands/demo.ts')).run,
 };
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number | typeof SERVING> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     console.log(HELP);
@@ -65,16 +80,44 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const code = await (await load())(rest);
-  return typeof code === 'number' ? code : 0;
+  return code === SERVING ? SERVING : typeof code === 'number' ? code : 0;
+}
+
+/** Codes that mean "the command line or its files are wrong" (exit 2). */
+const USAGE_CODES = new Set(['CONFIG_INVALID', 'INVALID_ARGUMENT', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'FILE_ACCESS']);
+
+/** A file system error from a path the user gave, as a coded error (no stack trace for a typo). */
+function fileError(e: unknown): DivsError | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof err.code !== 'string') return undefined;
+  const where = err.path ? `${err.path}: ` : '';
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+      return new DivsError('FILE_NOT_FOUND', `${where}no such file or directory`, { cause: e });
+    case 'EISDIR':
+      return new DivsError('FILE_NOT_FOUND', `${where}is a directory, a file was expected`, { cause: e });
+    case 'EEXIST':
+      return new DivsError('FILE_EXISTS', `${where}already exists (refusing to overwrite it)`, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+      return new DivsError('FILE_ACCESS', `${where}permission denied`, { cause: e });
+    default:
+      return undefined;
+  }
 }
 
 main(process.argv.slice(2)).then(
   // a finished command is done: exit even if a client library keeps a timer or socket alive
-  (code) => process.exit(code),
-  (e: unknown) => {
+  // (a started service is not done: it keeps the process until its own signal handler stops it)
+  (code) => {
+    if (code !== SERVING) process.exit(code);
+  },
+  (raw: unknown) => {
+    const e = fileError(raw) ?? raw;
     if (e instanceof DivsError) {
       console.error(`divs: ${e.code}: ${e.message}`);
-      process.exitCode = e.code === 'CONFIG_INVALID' || e.code === 'INVALID_ARGUMENT' ? 2 : 1;
+      process.exitCode = USAGE_CODES.has(e.code) ? 2 : 1;
     } else {
       console.error(`divs: ${(e as Error).stack ?? String(e)}`);
       process.exitCode = 1;

@@ -26,7 +26,7 @@ import { equalBytes, toHex } from '../../protocol/src/bytes.ts';
 import { validateLookupIdentity } from '../../protocol/src/identity.ts';
 import { silentLogger } from '../../platform/src/log.ts';
 import type { Ledger, LedgerEntry } from './ledger/types.ts';
-import type { Registry, UeRow } from './registry.ts';
+import type { Registry, RegistryLookup, UeRow } from './registry.ts';
 import type { CryptoPool } from './crypto-pool.ts';
 import {
   checkAccountStatus,
@@ -179,9 +179,13 @@ export class EndorsementContract {
       const accepted: typeof candidates = [];
       const seenKeys = new Set<string>();
       const seenIds = new Set<string>();
+      const known = this.registry.lookupMany(
+        candidates.map((a) => a.c.ueKey),
+        candidates.map((a) => a.c.identity),
+      );
       for (const a of candidates) {
         try {
-          this.#checkConflicts(a.c, seenKeys, seenIds);
+          this.#checkConflicts(a.c, known, seenKeys, seenIds);
           accepted.push(a);
         } catch (e) {
           results[a.i] = this.#refusal(e);
@@ -211,14 +215,14 @@ export class EndorsementContract {
     return { ok: false, code: err.code, message: err.message };
   }
 
-  #checkConflicts(c: CheckedRegistration, seenKeys: Set<string>, seenIds: Set<string>): void {
+  #checkConflicts(c: CheckedRegistration, known: RegistryLookup, seenKeys: Set<string>, seenIds: Set<string>): void {
     const keyHex = toHex(c.ueKey);
-    const existing = this.registry.byKey(c.ueKey);
+    const existing = known.byKey(c.ueKey);
     if (existing) {
       if (sameBinding(existing, c.identity)) fail('REGISTRATION_REPLAYED', 'this UE key is already registered for this identity; use GetLatestRef');
       fail('REGISTRATION_CONFLICT', 'this public key is already registered for another identity');
     }
-    for (const row of this.registry.byIdentity(c.identity)) {
+    for (const row of known.byIdentity(c.identity)) {
       if (row.contractState !== 3 /* TERMINATED */) {
         fail('REGISTRATION_CONFLICT', 'the identity is already registered with another public key');
       }
@@ -238,6 +242,9 @@ export class EndorsementContract {
   async applyStatusEvent(ev: StatusEvent): Promise<LedgerEntry[]> {
     const st = ev.status;
     if (!st) return [];
+    // a newly provisioned subscriber (revision 1, identity fields unique at the CEF) cannot be
+    // bound to an endorsement yet: nothing to look up, and a provisioning run sends thousands
+    if (ev.type === StatusEventType.STATUS_EVENT_TYPE_PROVISIONED) return [];
     return this.#exclusive(async () => {
       // look the UE up by any of MSISDN, ICCID/EID, IMEI of the binding before the change, then
       // keep only UEs whose whole binding is that one (or the new one, if already applied):

@@ -204,8 +204,21 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
   };
 }
 
+const AS_USAGE = `divs as-node [--config FILE] [--data-dir DIR] [--cef HOST:PORT] [--port N] [--http-port N]
+             [--host H] [--ledger-id ID] [--name NAME] [--threads N] [--tls | --mtls]
+
+Starts a DIVS AS node: registration and endorsement (RP-ud), queries with proofs (RP-ds), ledger
+sync (RP-dd), the operator dashboard and /healthz /readyz /metrics on the HTTP port.
+Configuration: FILE (JSON, schema in as-node/src/config.ts), then DIVS_AS_* environment
+variables, then these flags. On first start the embedded default creates a consortium root CA
+and the AS certificate under DIR/pki. Prints one JSON line with the ports when ready.`;
+
 /** Command-line entry (`divs as-node …` and `node as-node/src/main.ts …`). */
 export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${AS_USAGE}\n`);
+    return;
+  }
   const { values } = parseArgs({
     args: argv,
     options: {

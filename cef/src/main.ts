@@ -140,7 +140,20 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
 const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
 /** Command-line entry (`divs cef …` and `node cef/src/main.ts …`). */
+const CEF_USAGE = `divs cef --data-dir DIR --plmn MCCMNC [--operator NAME] [--host H] [--port N] [--http-port N]
+         [--token T]... [--management-token T]... [--expiry-sweep-ms N]
+
+Starts a CEF simulator: the operator's subscriber database (SQLite under DIR), account status
+lookups, status event subscriptions, operator actions and over-the-air device configuration
+(RP-edl). --token grants lookups and subscriptions (also DIVS_CEF_TOKENS, comma-separated),
+--management-token grants provisioning and operator actions (DIVS_CEF_MANAGEMENT_TOKENS).
+--http-port -1 disables HTTP (/healthz, /readyz, /metrics). Prints one JSON line when ready.`;
+
 export async function runCli(argv: string[] = process.argv.slice(2)): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${CEF_USAGE}\n`);
+    return;
+  }
   const log = createLogger('cef');
   let args;
   try {

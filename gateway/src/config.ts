@@ -90,6 +90,19 @@ export const GatewayConfigSchema = z.object({
   maxMessageBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
   /** Consumer jobs: runner pool, usage policies per consumer, operators (see jobs/policy.ts). */
   jobs: JobsConfigSchema.prefault({}),
+  /**
+   * Operator dashboard and its JSON API on the HTTP port (`/`, `/api/*`). Operators sign in with
+   * a bearer token: the job admins (`jobs.admins`) and the `operators` listed here.
+   */
+  dashboard: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Read-only operators beside the job admins: bearer token or sha256:<hex> of it. */
+      operators: z.array(z.object({ name: z.string().min(1).max(128), token: z.string().min(16) })).default([]),
+      /** Signed verification reports kept for the dashboard (reports.db), newest first. */
+      keepReports: z.number().int().min(1).max(100_000).default(500),
+    })
+    .prefault({}),
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;

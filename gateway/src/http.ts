@@ -1,29 +1,43 @@
 /**
  * @module http
- * HTTP ingest for constrained devices [E2E-2] [VER-1] (Hono on @hono/node-server): one POST per
- * frame of records, in protobuf or JSON, answered with one ack per record after the records are
- * durable — the same checks, store and acks as the gRPC stream.
+ * The gateway's HTTP side (Hono on @hono/node-server, built on platform/http.ts):
  *
+ * HTTP ingest for constrained devices [E2E-2] [VER-1]: one POST per frame of records, in
+ * protobuf or JSON, answered with one ack per record after the records are durable — the same
+ * checks, store and acks as the gRPC stream.
  * - `POST /v1/records` with `Content-Type: application/x-protobuf` (or `application/protobuf`):
  *   body = IngestRequest bytes; answer = IngestResponse bytes.
  * - `POST /v1/records` with `Content-Type: application/json`:
  *   `{"channel":"meters","frameId":7,"records":[{"record":"<base64 SignedRecord>"} |
  *   {"body":"<b64>","signature":"<b64>","batch":{"index":0,"size":4,"path":["<b64>"],"root":"<b64>"}}]}`;
  *   answer `{"frameId":7,"acks":[{"status":"STORED","sequence":1,"recordHash":"<hex>","errorCode":"","errorMessage":""}]}`.
- * - `GET /healthz`.
+ *
+ * Operations: `GET /healthz` (liveness), `GET /readyz` (readiness: 503 while shutting down),
+ * `GET /metrics` (Prometheus text; unauthenticated — bind the HTTP port to a management
+ * network), a trace ID per request (`x-divs-trace-id`).
+ *
+ * Operator dashboard (when enabled): static pages at `/` (no build step, strict CSP) over a JSON
+ * API, all `GET` with an operator's bearer token [FW-ACL] [SEC-1]:
+ * - `/api/overview`, `/api/series?seconds=` (chart data);
+ * - `/api/datasets`, `/api/datasets/:id?ueOffset&ueLimit` (descriptions only [SC2-1]);
+ * - `/api/reports?limit`, `/api/reports/:id` (signed verification reports issued [SC2-2]);
+ * - `/api/jobs?limit&state`, `/api/jobs/:id` (jobs with their attestations [SC2-4]).
  * Errors are JSON `{"error":{"code":"…","message":"…"}}` with the HTTP status of the code.
  */
-import type { AddressInfo } from 'node:net';
-import { Hono, type Context } from 'hono';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { serve } from '@hono/node-server';
 import { z } from 'zod';
 import { AckStatus } from '../../proto/gen/divs/v1/gateway.ts';
 import { SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { fromBase64, toHex } from '../../protocol/src/bytes.ts';
 import { DivsError, fail, httpStatusOf } from '../../protocol/src/errors.ts';
 import type { Logger } from '../../platform/src/log.ts';
+import { createHttpApp as createPlatformApp, type HttpEnv, type Readiness } from '../../platform/src/http.ts';
+import type { Metrics } from '../../platform/src/metrics.ts';
 import type { GatewayAuth } from './auth.ts';
+import { intParam, type GatewayExplorer } from './explorer.ts';
 import { decodeIngestRequest, encodeIngestResponse, type Ingestor, type RawIngestRequest } from './ingest.ts';
 
 const b64 = z.string().max(4 * 1024 * 1024);
@@ -84,21 +98,85 @@ function errorResponse(c: Context, e: unknown, log: Logger): Response {
   return c.json({ error: { code: err.code, message: err.code === 'INTERNAL' ? 'internal error' : err.message } }, httpStatusOf(err.code) as 400);
 }
 
+/** The operator dashboard: its data and who may see it. */
+export interface DashboardOptions {
+  explorer: GatewayExplorer;
+  /** Operators (job admins and dashboard operators): bearer tokens. */
+  operators: GatewayAuth;
+}
+
 export interface HttpOptions {
   ingestor: Ingestor;
   auth: GatewayAuth;
   log: Logger;
   /** Largest request body (bytes); default 16 MiB. */
   maxBodyBytes?: number;
-  /** Answers /healthz with 503 when false. */
-  healthy?: () => boolean;
+  /** Serves /metrics and records every request when given. */
+  metrics?: Metrics;
+  /** Readiness behind /readyz (absent: ready whenever the process answers). */
+  ready?: () => Readiness | boolean | Promise<Readiness | boolean>;
+  /** Serves the dashboard at `/` and its API at `/api/*` when given. */
+  dashboard?: DashboardOptions;
 }
 
-/** The Hono application (exported for in-process tests). */
-export function createHttpApp(o: HttpOptions): Hono {
-  const app = new Hono();
+const DASHBOARD_DIR = fileURLToPath(new URL('./dashboard/', import.meta.url));
+
+/** Static files of the dashboard. */
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
+};
+
+// same-origin only, no inline script: a value that slipped into the page as markup could not run
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** The operator behind a dashboard API request (UNAUTHENTICATED without a token, PERMISSION_DENIED with another). */
+function operatorOf(operators: GatewayAuth, c: Context<HttpEnv>): string {
+  const header = c.req.header('authorization');
+  if (!header) fail('UNAUTHENTICATED', 'the dashboard API needs "Authorization: Bearer <operator token>"');
+  try {
+    return operators.consumer(header);
+  } catch (e) {
+    // the consumer-facing message would say "unknown bearer token"; same code, clearer for operators
+    if (e instanceof DivsError && e.code === 'PERMISSION_DENIED') fail('PERMISSION_DENIED', 'this token is not an operator token of this gateway');
+    throw e;
+  }
+}
+
+function addDashboard(app: Hono<HttpEnv>, d: DashboardOptions): void {
+  for (const [path, a] of Object.entries(ASSETS)) {
+    const body = readFileSync(`${DASHBOARD_DIR}${a.file}`);
+    app.get(path, (c) => {
+      c.header('Content-Type', a.type);
+      c.header('Content-Security-Policy', CSP);
+      c.header('X-Frame-Options', 'DENY');
+      c.header('Referrer-Policy', 'no-referrer');
+      c.header('Cache-Control', 'no-cache');
+      return c.body(new Uint8Array(body));
+    });
+  }
+  const x = d.explorer;
+  app.use('/api/*', async (c, next) => {
+    c.header('Cache-Control', 'no-store');
+    operatorOf(d.operators, c);
+    await next();
+  });
+  app.get('/api/overview', (c) => c.json(x.overview()));
+  app.get('/api/series', (c) => c.json(x.series(intParam(c.req.query('seconds'), 'seconds', 300, 900))));
+  app.get('/api/datasets', (c) => c.json(x.datasets()));
+  app.get('/api/datasets/:id', (c) => c.json(x.dataset(c.req.param('id'), intParam(c.req.query('ueOffset'), 'ueOffset', 0), intParam(c.req.query('ueLimit'), 'ueLimit', 100, 1000))));
+  app.get('/api/reports', (c) => c.json(x.reports(intParam(c.req.query('limit'), 'limit', 50, 500))));
+  app.get('/api/reports/:id', (c) => c.json(x.report(intParam(c.req.param('id'), 'report id', 0))));
+  app.get('/api/jobs', (c) => c.json(x.jobs(intParam(c.req.query('limit'), 'limit', 100, 500), c.req.query('state') || undefined)));
+  app.get('/api/jobs/:id', (c) => c.json(x.job(c.req.param('id'))));
+}
+
+/** The Hono application (exported for in-process tests); serve it with platform/http.ts `startHttp`. */
+export function createHttpApp(o: HttpOptions): Hono<HttpEnv> {
+  const app = createPlatformApp({ service: 'gateway', log: o.log, ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.ready ? { ready: o.ready } : {}) });
   const maxSize = o.maxBodyBytes ?? 16 * 1024 * 1024;
-  app.get('/healthz', (c) => ((o.healthy?.() ?? true) ? c.json({ status: 'ok' }) : c.json({ status: 'unavailable' }, 503)));
   app.post(
     '/v1/records',
     bodyLimit({ maxSize, onError: (c) => c.json({ error: { code: 'MESSAGE_TOO_LARGE', message: `request body exceeds ${maxSize} bytes` } }, 413) }),
@@ -129,35 +207,10 @@ export function createHttpApp(o: HttpOptions): Hono {
           acks: res.acks.map((a) => ({ status: STATUS_NAMES[a.status] ?? 'UNSPECIFIED', sequence: a.sequence, recordHash: toHex(a.recordHash), errorCode: a.errorCode, errorMessage: a.errorMessage })),
         });
       } catch (e) {
-        return errorResponse(c, e, o.log);
+        return errorResponse(c, e, c.get('log') ?? o.log);
       }
     },
   );
-  app.notFound((c) => c.json({ error: { code: 'INVALID_ARGUMENT', message: `no route ${c.req.method} ${c.req.path}` } }, 404));
-  app.onError((e, c) => errorResponse(c, e, o.log));
+  if (o.dashboard) addDashboard(app, o.dashboard);
   return app;
-}
-
-/** A running HTTP server. */
-export interface HttpServer {
-  port: number;
-  close(): Promise<void>;
-}
-
-/** Serves the app on host:port (0 = any free port). */
-export async function startHttp(app: Hono, host: string, port: number): Promise<HttpServer> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
-      resolve({
-        port: info.port,
-        close: () =>
-          new Promise<void>((r) => {
-            server.close(() => r());
-            // idle keep-alive sockets would hold close() open
-            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-          }),
-      });
-    });
-    server.once('error', reject);
-  });
 }

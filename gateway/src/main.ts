@@ -2,7 +2,9 @@
  * @module main
  * Starts an aggregator gateway: the record store, the verification engine (worker threads, AS
  * lookups), the gateway key and certificate, the gRPC server (IngestService +
- * GatewayConsumerService, health, reflection) and the HTTP ingest server.
+ * GatewayConsumerService + job services, health, reflection, per-RPC metrics) and the HTTP
+ * server (ingest, /healthz, /readyz, /metrics, and the operator dashboard with its report log
+ * `reports.db`).
  *
  * Run alone: `node gateway/src/main.ts --config gateway.json` (schema in `config.ts`), with
  * overrides `--data-dir DIR --port N --http-port N`; prints one JSON line
@@ -20,13 +22,19 @@ import { chainFromPem, issueCertificate, pemBlocks, verifyChain } from '../../pr
 import { importPrivateKey, rawPublicKey } from '../../protocol/src/suites.ts';
 import { equalBytes } from '../../protocol/src/bytes.ts';
 import { RpcServer } from '../../platform/src/grpc.ts';
+import { startHttp, type RunningHttp } from '../../platform/src/http.ts';
 import { createLogger, type Logger } from '../../platform/src/log.ts';
+import { Metrics } from '../../platform/src/metrics.ts';
+import { SignedVerificationReport } from '../../proto/gen/divs/v1/gateway.ts';
 import { commonName } from '../../consumer/src/verify.ts';
 import { GatewayAuth } from './auth.ts';
 import { loadGatewayConfig, parseGatewayConfig, type GatewayConfig, type GatewayConfigInput } from './config.ts';
 import { DatasetCatalog } from './datasets.ts';
-import { createHttpApp, startHttp, type HttpServer } from './http.ts';
-import { IngestWriter, Ingestor, RecordParser } from './ingest.ts';
+import { GatewayExplorer } from './explorer.ts';
+import { createHttpApp } from './http.ts';
+import { IngestWriter, RecordParser } from './ingest.ts';
+import { GatewayMetrics, MeteredIngestor } from './metrics.ts';
+import { ReportLog } from './report-log.ts';
 import { ReportSigner } from './report.ts';
 import { consumerHandlers } from './rpc/consumer.ts';
 import { RawIngestService, ingestHandlers } from './rpc/ingest.ts';
@@ -36,11 +44,12 @@ import { EndorsementResolver } from './verify/endorsements.ts';
 import { VerificationEngine } from './verify/engine.ts';
 import { VerifierPool } from './verify/pool.ts';
 import { JobService } from './jobs/index.ts';
+import { FINAL_STATES } from './jobs/store.ts';
 
 export interface Gateway {
   /** gRPC port. */
   port: number;
-  /** HTTP ingest port (null when disabled). */
+  /** HTTP port: ingest, health, metrics, dashboard (null when disabled). */
   httpPort: number | null;
   /** `host:port` of the gRPC server. */
   address: string;
@@ -50,6 +59,8 @@ export interface Gateway {
   engine: VerificationEngine;
   /** Gateway certificate chain (DER, leaf first). */
   certChain: Uint8Array[];
+  /** The gateway's Prometheus registry (also served on the HTTP port at /metrics). */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -144,25 +155,68 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
   const auth = new GatewayAuth({ consumers: cfg.consumers, ingestTokens: cfg.ingest.tokens, anchors: pki.anchors });
   const catalog = new DatasetCatalog(cfg.datasets, store);
   const writer = new IngestWriter(storeWriter);
-  const ingestor = new Ingestor(new RecordParser({ maxRecordBytes: cfg.ingest.maxRecordBytes, maxFrameRecords: cfg.ingest.maxFrameRecords }), writer);
+  const metrics = new Metrics('gateway');
+  const gm = new GatewayMetrics(metrics, { store, catalog, datasets: cfg.datasets, writer });
+  engine.onOutcome((o) => gm.observeVerification(o));
+  const ingestor = new MeteredIngestor(new RecordParser({ maxRecordBytes: cfg.ingest.maxRecordBytes, maxFrameRecords: cfg.ingest.maxFrameRecords }), writer, gm);
   const signer = new ReportSigner(key, certChain, gatewayId);
-
-  const credentials = cfg.tls ? tlsCredentials(pki) : grpc.ServerCredentials.createInsecure();
-  const server = new RpcServer({ log, maxMessageBytes: cfg.maxMessageBytes, credentials, protoFiles: ['divs/v1/gateway.proto', 'divs/v1/jobs.proto'] });
-  server
-    .add(RawIngestService, ingestHandlers(ingestor, auth, cfg.ingest.window))
-    .add(GatewayConsumerServiceService, consumerHandlers({ auth, catalog, engine, store, signer, concurrency: cfg.verify.concurrency }));
-  // consumer jobs (enclave runner started at the first job), closed before the store and verifier
-  // jobs/ types its store as RecordStore but only reads through it (StoreQueries methods)
-  const jobStore = store as unknown as RecordStore;
-  const jobs = cfg.jobs.enabled ? JobService.open({ config: cfg.jobs, tls: cfg.tls, dataDir: cfg.dataDir, auth, catalog, store: jobStore, engine, reportSigner: signer, key, certChain, gatewayId, anchors: pki.anchors, log }) : null;
-  jobs?.register(server);
+  // the dashboard's copy of every signed report issued (only when there is a dashboard to show it)
+  const dashboard = cfg.dashboard.enabled && cfg.httpPort !== null;
+  let reports: ReportLog | null = null;
+  let jobs: JobService | null = null;
+  let http: RunningHttp | null = null;
   let closing = false;
-  let http: HttpServer | null = null;
+  const server = new RpcServer({ log, maxMessageBytes: cfg.maxMessageBytes, credentials: cfg.tls ? tlsCredentials(pki) : grpc.ServerCredentials.createInsecure(), protoFiles: ['divs/v1/gateway.proto', 'divs/v1/jobs.proto'], onCall: metrics.rpcHook() });
+  const keepReport = (signed: SignedVerificationReport, meta: Parameters<ReportLog['add']>[1]) => {
+    try {
+      reports?.add(signed, meta);
+    } catch (e) {
+      log.warn({ err: (e as Error).message, dataset: meta.datasetId }, 'cannot keep a copy of a report for the dashboard');
+    }
+  };
   let port: number;
   try {
+    reports = dashboard ? ReportLog.open(join(cfg.dataDir, 'reports.db'), cfg.dashboard.keepReports) : null;
+    server
+      .add(RawIngestService, ingestHandlers(ingestor, auth, cfg.ingest.window))
+      .add(
+        GatewayConsumerServiceService,
+        consumerHandlers({ auth, catalog, engine, store, signer, concurrency: cfg.verify.concurrency, onReport: (signed, info) => keepReport(signed, { ...info, source: 'verify' }) }),
+      );
+    // consumer jobs (enclave runner started at the first job), closed before the store and verifier
+    // jobs/ types its store as RecordStore but only reads through it (StoreQueries methods)
+    const jobStore = store as unknown as RecordStore;
+    jobs = cfg.jobs.enabled ? JobService.open({ config: cfg.jobs, tls: cfg.tls, dataDir: cfg.dataDir, auth, catalog, store: jobStore, engine, reportSigner: signer, key, certChain, gatewayId, anchors: pki.anchors, log }) : null;
+    if (jobs) {
+      gm.attachJobs(jobs.manager);
+      jobs.manager.onChange((j) => {
+        gm.jobChanged(j);
+        if (FINAL_STATES.has(j.state) && j.report) {
+          keepReport(SignedVerificationReport.decode(j.report), { datasetId: j.datasetId, source: 'job', consumer: j.consumer, jobId: j.id });
+        }
+      });
+      jobs.register(server);
+    }
     port = await server.listen(cfg.host, cfg.port);
-    if (cfg.httpPort !== null) http = await startHttp(createHttpApp({ ingestor, auth, log, maxBodyBytes: cfg.maxMessageBytes, healthy: () => !closing }), cfg.host, cfg.httpPort);
+    if (cfg.httpPort !== null) {
+      let dash;
+      if (reports) {
+        // operators: the job admins, and the dashboard's own read-only operators
+        const operators = new GatewayAuth({ consumers: [...cfg.jobs.admins, ...cfg.dashboard.operators], anchors: pki.anchors });
+        if (cfg.jobs.admins.length + cfg.dashboard.operators.length === 0) log.warn('dashboard enabled without operators (jobs.admins, dashboard.operators): its API refuses every token');
+        dash = { operators, explorer: new GatewayExplorer({ gatewayId, certChain, anchors: pki.anchors, catalog, datasets: cfg.datasets, metrics: gm, reports, jobs: jobs?.manager ?? null }) };
+      }
+      const app = createHttpApp({
+        ingestor,
+        auth,
+        log,
+        maxBodyBytes: cfg.maxMessageBytes,
+        metrics,
+        ready: () => (closing ? { ready: false, detail: { reason: 'shutting down' } } : { ready: true, detail: { gatewayId } }),
+        ...(dash ? { dashboard: dash } : {}),
+      });
+      http = await startHttp(app, { host: cfg.host, port: cfg.httpPort });
+    }
   } catch (e) {
     await server.close(0);
     await jobs?.close();
@@ -170,9 +224,10 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
     resolver.close();
     store.close();
     await storeWriter.close();
+    reports?.close();
     throw e;
   }
-  log.info({ port, httpPort: http?.port ?? null, gatewayId, records: store.count() }, 'gateway serving');
+  log.info({ port, httpPort: http?.port ?? null, gatewayId, records: store.count(), dashboard: reports !== null }, 'gateway serving');
 
   return {
     port,
@@ -182,6 +237,7 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
     store,
     engine,
     certChain,
+    metrics,
     close: async () => {
       if (closing) return;
       closing = true;
@@ -194,6 +250,7 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
       await pool.close();
       resolver.close();
       store.close();
+      reports?.close();
     },
   };
 }

@@ -136,6 +136,10 @@ export const ERROR_CODES = {
   UNAVAILABLE: G.UNAVAILABLE,
   TIMEOUT: G.DEADLINE_EXCEEDED,
   CONFIG_INVALID: G.INVALID_ARGUMENT,
+  // files named on a command line or in a config
+  FILE_NOT_FOUND: G.NOT_FOUND,
+  FILE_EXISTS: G.ALREADY_EXISTS,
+  FILE_ACCESS: G.PERMISSION_DENIED,
   INTERNAL: G.INTERNAL,
 } as const satisfies Record<string, GrpcCode>;
 

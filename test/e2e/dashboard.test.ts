@@ -12,11 +12,9 @@
  * CI=true it fails instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startStack, type Stack } from '../helpers/divs.ts';
+import { launchChromium, probeBrowser, requireBrowserInCi, screenshot, watchProblems, type Chromium } from '../helpers/browser.ts';
 import { buildFleet, registerFleet, type Fleet, type SimulatedUe } from '../../ue/src/fleet.ts';
 import { UeClient } from '../../ue/src/client.ts';
 import { VerificationDataServiceClient, EndorsementView } from '../../proto/gen/divs/v1/consumer_as.ts';
@@ -28,21 +26,9 @@ import { leafHash } from '../../protocol/src/merkle.ts';
 import { decodeEndorsementTx } from '../../as-node/src/endorse.ts';
 
 const PLMN = '26203';
-const CHROMIUM = process.env.DIVS_CHROMIUM ?? '/usr/bin/chromium';
-const CI = process.env.CI === 'true';
-
 // playwright-core and Chromium are optional on a developer's machine, required in CI
-let pw: typeof import('playwright-core') | undefined;
-let pwError = '';
-try {
-  pw = await import('playwright-core');
-} catch (e) {
-  pwError = (e as Error).message;
-}
-const missing = !pw ? `playwright-core cannot be loaded (${pwError})` : !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : undefined;
-if (missing) {
-  console.warn(`\n${'!'.repeat(78)}\n!! SKIPPING the dashboard browser tests: ${missing}\n${'!'.repeat(78)}\n`);
-}
+const browser = await probeBrowser('dashboard');
+const missing = browser.missing;
 
 let s: Stack;
 let fleet: Fleet;
@@ -163,36 +149,22 @@ describe('dashboard JSON API', () => {
 });
 
 describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
-  let ctx: BrowserContext;
-  let profile: string;
+  let chromium: Chromium;
 
   beforeAll(async () => {
-    profile = mkdtempSync(join(tmpdir(), 'divs-chromium-'));
-    // launchPersistentContext owns --user-data-dir (a fresh one) and --headless (headless: true)
-    ctx = await (pw as typeof import('playwright-core')).chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1360, height: 900 },
-    });
+    chromium = await launchChromium(browser);
   }, 60_000);
 
   afterAll(async () => {
-    await ctx?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chromium?.close();
   });
 
   const text = async (page: Page, selector: string): Promise<string> => ((await page.locator(selector).first().textContent()) ?? '').trim();
   const heading = (page: Page, title: string) => page.locator('h1', { hasText: title }).waitFor({ timeout: 10_000 });
 
   it('[VER-4] [FW-DM] [GEN-6] [UPD-3] signs in, then clicks block -> tx -> UE history -> previous version, showing what the ledger holds', async () => {
-    const page = await ctx.newPage();
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      // refused tokens show as failed loads by design; anything else (CSP violations, script errors) is a defect
-      if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
-    });
+    const page = await chromium.ctx.newPage();
+    const problems = watchProblems(page);
     const sync = makeClient(LedgerSyncServiceClient, s.asAddress);
     const info = await unary(sync, sync.getLedgerInfo, {}, auth());
     sync.close();
@@ -211,13 +183,7 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
     expect(await text(page, '[data-testid=stat-ues] .value')).toBe('4');
     expect(await page.locator('[data-testid=chart-endorsements] rect').count()).toBeGreaterThanOrEqual(2);
 
-    const shotDir = process.env.DIVS_SCREENSHOT_DIR ?? mkdtempSync(join(tmpdir(), 'divs-dashboard-'));
-    mkdirSync(shotDir, { recursive: true });
-    const shot = join(shotDir, 'overview.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    expect(statSync(shot).size).toBeGreaterThan(10_000);
-    if (process.env.DIVS_SCREENSHOT_DIR) console.log(`dashboard screenshot: ${shot}`);
-    else rmSync(shotDir, { recursive: true, force: true });
+    await screenshot(page, 'overview.png');
 
     // newest block: the one with the update endorsing the termination
     const v1 = history[0] as { txId: number };
@@ -272,10 +238,4 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
   });
 });
 
-if (missing !== undefined && CI) {
-  describe('dashboard browser prerequisites (CI)', () => {
-    it('has playwright-core and Chromium', () => {
-      throw new Error(`CI must run the dashboard browser tests: ${missing}`);
-    });
-  });
-}
+requireBrowserInCi(browser, 'dashboard');

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../helpers/proc.ts';
+import { REPO_ROOT, spawnService } from '../helpers/proc.ts';
 import { tempDir } from '../helpers/divs.ts';
 
 const divs = (args: string[], timeout = 120_000) =>
@@ -32,6 +32,25 @@ interface DemoSummary {
 }
 
 describe('divs CLI', () => {
+  it('starts a service (divs cef) that keeps serving until SIGTERM, then exits 0; --help prints usage', async () => {
+    const dir = tempDir('cli-cef');
+    try {
+      const cef = await spawnService(['bin/divs.ts', 'cef', '--data-dir', dir, '--plmn', '26201'], { DIVS_LOG_LEVEL: 'error' }, { autoStop: false });
+      // still there a while after its ready line (the CLI must not exit once start-up resolves)
+      const early = await Promise.race([cef.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('serving'), 1500))]);
+      expect(early).toBe('serving');
+      const exit = await cef.stop();
+      expect(exit.code).toBe(0);
+      for (const svc of ['cef', 'as-node', 'gateway']) {
+        const help = divs([svc, '--help']);
+        expect(help.status, svc).toBe(0);
+        expect(help.stdout, svc).toMatch(new RegExp(`divs ${svc}`));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints help, and refuses unknown commands and bad flags with exit code 2', () => {
     const help = divs(['--help']);
     expect(help.status).toBe(0);

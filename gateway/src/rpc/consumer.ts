@@ -5,7 +5,7 @@
  * verify a dataset, getting a report signed by the gateway. Verification runs are limited in
  * number (they share the worker threads); others wait their turn.
  */
-import { GatewayConsumerServiceService } from '../../../proto/gen/divs/v1/gateway.ts';
+import { GatewayConsumerServiceService, type SignedVerificationReport } from '../../../proto/gen/divs/v1/gateway.ts';
 import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
 import { fail } from '../../../protocol/src/errors.ts';
 import { validateUeIdentity } from '../../../protocol/src/identity.ts';
@@ -47,6 +47,8 @@ export interface ConsumerDeps {
   signer: ReportSigner;
   /** Concurrent VerifyDataset runs; default 2. */
   concurrency?: number;
+  /** Sees every report signed for a consumer (the dashboard's report log); must not throw. */
+  onReport?: (signed: SignedVerificationReport, info: { consumer: string; datasetId: string }) => void;
 }
 
 export function consumerHandlers(d: ConsumerDeps): Handlers<typeof GatewayConsumerServiceService> {
@@ -74,7 +76,14 @@ export function consumerHandlers(d: ConsumerDeps): Handlers<typeof GatewayConsum
           forksRejectedAtIngest: d.store.forkCount(outcome.ues.map((u) => u.ue)),
         });
         ctx.log.info({ consumer, dataset: cfg.id, records: report.recordCount, valid: report.validCount, ms: report.finishedAtMs - report.startedAtMs }, 'dataset verified');
-        return { report: d.signer.sign(report) };
+        const signed = d.signer.sign(report);
+        try {
+          d.onReport?.(signed, { consumer, datasetId: cfg.id });
+        } catch (e) {
+          // keeping a copy for operators must never cost the consumer its answer
+          ctx.log.warn({ err: (e as Error).message }, 'report observer failed');
+        }
+        return { report: signed };
       });
     },
   };

@@ -1,0 +1,122 @@
+/**
+ * @module test/helpers/browser
+ * Headless Chromium for dashboard end-to-end tests: playwright-core driving Debian's
+ * `/usr/bin/chromium` (or `$DIVS_CHROMIUM`).
+ *
+ * Both are optional on a developer's machine and required in CI: {@link probeBrowser} says what
+ * is missing (and warns loudly), tests put their browser part under
+ * `describe.skipIf(b.missing !== undefined)`, and {@link requireBrowserInCi} adds a failing test
+ * when CI=true and the browser cannot run.
+ *
+ * @example
+ * const b = await probeBrowser('gateway dashboard');
+ * describe.skipIf(b.missing !== undefined)('in Chromium', () => {
+ *   let chromium: Chromium;
+ *   beforeAll(async () => { chromium = await launchChromium(b); });
+ *   afterAll(() => chromium?.close());
+ *   it('…', async () => { const page = await chromium.ctx.newPage(); … });
+ * });
+ * requireBrowserInCi(b, 'gateway dashboard');
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+
+type Playwright = typeof import('playwright-core');
+
+/** What {@link probeBrowser} found. */
+export interface BrowserProbe {
+  /** The playwright-core module, when it loads. */
+  pw?: Playwright;
+  /** Chromium executable path. */
+  executablePath: string;
+  /** Why the browser tests cannot run here; undefined when they can. */
+  missing?: string;
+}
+
+/** Loads playwright-core and looks for Chromium; warns loudly (naming `suite`) when one is missing. */
+export async function probeBrowser(suite: string): Promise<BrowserProbe> {
+  const executablePath = process.env.DIVS_CHROMIUM ?? '/usr/bin/chromium';
+  let pw: Playwright | undefined;
+  let error = '';
+  try {
+    pw = await import('playwright-core');
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const missing = !pw ? `playwright-core cannot be loaded (${error})` : !existsSync(executablePath) ? `no Chromium at ${executablePath} (apt-get install chromium)` : undefined;
+  if (missing) console.warn(`\n${'!'.repeat(78)}\n!! SKIPPING the ${suite} browser tests: ${missing}\n${'!'.repeat(78)}\n`);
+  return { ...(pw ? { pw } : {}), executablePath, ...(missing ? { missing } : {}) };
+}
+
+/** Adds a failing test when CI=true and the browser tests cannot run. Call at module level. */
+export function requireBrowserInCi(b: BrowserProbe, suite: string): void {
+  if (b.missing === undefined || process.env.CI !== 'true') return;
+  describe(`${suite} browser prerequisites (CI)`, () => {
+    it('has playwright-core and Chromium', () => {
+      throw new Error(`CI must run the ${suite} browser tests: ${b.missing}`);
+    });
+  });
+}
+
+/** A running headless Chromium with a fresh profile. */
+export interface Chromium {
+  ctx: BrowserContext;
+  /** Closes the browser and removes its profile. */
+  close(): Promise<void>;
+}
+
+/** Starts headless Chromium (fresh profile, no network side traffic). */
+export async function launchChromium(b: BrowserProbe, viewport = { width: 1360, height: 900 }): Promise<Chromium> {
+  if (!b.pw) throw new Error(`browser tests cannot run: ${b.missing}`);
+  const profile = mkdtempSync(join(tmpdir(), 'divs-chromium-'));
+  try {
+    // launchPersistentContext owns --user-data-dir (the fresh profile) and --headless (headless: true)
+    const ctx = await b.pw.chromium.launchPersistentContext(profile, {
+      executablePath: b.executablePath,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport,
+    });
+    return {
+      ctx,
+      async close() {
+        await ctx.close();
+        rmSync(profile, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    rmSync(profile, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Collects what a page must never do: script errors and console errors (CSP violations among
+ * them). Failed loads answered 401/403 are expected (a refused token) and ignored.
+ */
+export function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  return problems;
+}
+
+/**
+ * A full-page screenshot, checked to hold a real picture; kept in $DIVS_SCREENSHOT_DIR when set
+ * (its path is printed), else written to a temporary directory and removed.
+ */
+export async function screenshot(page: Page, file: string): Promise<void> {
+  const keep = process.env.DIVS_SCREENSHOT_DIR;
+  const dir = keep ?? mkdtempSync(join(tmpdir(), 'divs-shot-'));
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, file);
+  await page.screenshot({ path, fullPage: true });
+  expect(statSync(path).size).toBeGreaterThan(10_000);
+  if (keep) console.log(`dashboard screenshot: ${path}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
