@@ -5,7 +5,7 @@
  * 1 / (t_verify + t_sign) per core × cores (each registration costs one UE-signature verify
  * and one AS signature). Target: ≥ 10,000 registrations/s on 2 cores.
  *
- * Run: `npm run bench:registration` (or `node bench/registration.bench.ts [count]`).
+ * Run: `npm run bench:registration` (or `node bench/registration.bench.ts [count] [concurrency] [batch]`).
  */
 import { CefClient } from '../cef/src/client.ts';
 import { UeRegistrationServiceClient } from '../proto/gen/divs/v1/ue_as.ts';
@@ -14,8 +14,9 @@ import { grpc, makeClient, unary } from '../platform/src/grpc.ts';
 import { benchFleet, CORES, cryptoRates, percentile, report, startCefAndAs } from './common.ts';
 
 const COUNT = Number(process.argv[2] ?? 30_000);
-const BATCH = 1000;
-const CONCURRENCY = 3;
+const BATCH = Number(process.argv[4] ?? 1000);
+/** RegisterBatch calls in flight (fleets registering at the same time). */
+const CONCURRENCY = Number(process.argv[3] ?? 3);
 const PLMN = '26201';
 
 const limits = cryptoRates();
