@@ -26,10 +26,11 @@ Tools
   consumer verify verify signed records (--records FILE) or a data package offline (VER-3, 10.1)
   consumer package build a verifiable data package (optionally encrypted to a recipient)
   consumer transfer pass a package to its next holder (signed custody record)
+  consumer datasets list a gateway's datasets (descriptions only); --verify D: its signed verification report
   consumer job    submit / watch / fetch / verify jobs on a gateway (policy, pending, approve, reject)
   consumer train  federated training (FedAvg) across several gateways, with attestations per round
-  ledger verify   re-verify a ledger file offline (hash chain, Merkle tree, checkpoint)
-  ledger inspect  print ledger height, size, blocks, a UE's history
+  ledger verify   re-verify an AS node's ledger offline (hash chain, Merkle tree, checkpoint; local or consortium)
+  ledger inspect  print ledger height, size, blocks; --ue IMEI|MSISDN|ICCID: a UE's versions
   ledger proof    print an inclusion proof for a transaction
 
 Scenario
@@ -63,7 +64,11 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   consortium: async () => async (argv) => (await import('../as-node/src/governance/cli.ts')).runConsortiumCli(argv),
   ue: async () => (await import('./commands/ue.ts')).run,
   consumer: async () => async (argv) =>
-    argv[0] === 'job' || argv[0] === 'train' ? (await import('./commands/job.ts')).run(argv) : (await import('./commands/consumer.ts')).run(argv),
+    argv[0] === 'job' || argv[0] === 'train'
+      ? (await import('./commands/job.ts')).run(argv)
+      : argv[0] === 'datasets'
+        ? (await import('./commands/datasets.ts')).run(argv.slice(1))
+        : (await import('./commands/consumer.ts')).run(argv),
   ledger: async () => (await import('./commands/ledger.ts')).run,
   demo: async () => (await import('./commands/demo.ts')).run,
 };

@@ -26,7 +26,10 @@ import { fail } from '../../protocol/src/errors.ts';
 import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
 import { parse, str } from './args.ts';
 
-const USAGE = `divs consumer <verify|package|transfer> [options]
+const USAGE = `divs consumer <verify|package|transfer|datasets|job|train> [options]
+
+(\`divs consumer datasets --help\`, \`divs consumer job --help\` and \`divs consumer train --help\`
+describe the commands that talk to aggregator gateways.)
 
 divs consumer verify --records FILE --trust ROOT_CA.pem [--token T] [--json]
     Online: fetch each record's endorsement from the AS and verify it (VER-3).

@@ -5,19 +5,16 @@
  * bar, verified results, offline re-verification of a saved result, the operators' approval
  * commands, and FedAvg training across several gateways with a progress bar per round.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { SignedVerificationReport } from '../../proto/gen/divs/v1/gateway.ts';
 import { JobAttestation, type JobStatus } from '../../proto/gen/divs/v1/jobs.ts';
 import { fromBase64, toBase64, toHex } from '../../protocol/src/bytes.ts';
 import { fail } from '../../protocol/src/errors.ts';
-import { pemBlocks } from '../../protocol/src/pki.ts';
-import type { grpc } from '../../platform/src/grpc.ts';
 import { progressBar, type Progress } from '../../platform/src/progress.ts';
 import {
   FINAL_JOB_STATES,
   JobAdminClient,
   JobClient,
-  gatewayCredentials,
   jobStateName,
   verifyAttestation,
   type JobSpec,
@@ -25,14 +22,8 @@ import {
 } from '../../consumer/src/jobs.ts';
 import { federatedEvaluate, federatedTrain, modelToJson, type FedAvgProgress, type FederatedSite } from '../../consumer/src/fedavg.ts';
 import type { LabelSpec } from '../../consumer/src/models/logreg.ts';
-import { int, parse, str, type Options } from './args.ts';
-
-const CONNECTION = `Connection:
-  --gateway HOST:PORT    the gateway's gRPC address
-  --trust ROOT_CA.pem    consortium root CA(s): attestations and reports must chain to them
-  --token T              bearer token (or use --cert/--key for mTLS)
-  --tls                  TLS to the gateway (implied by --cert); --gateway-name NAME pins its certificate CN
-  --cert FILE --key FILE client certificate and key (mTLS)`;
+import { int, parse, str } from './args.ts';
+import { CONNECTION, CONNECTION_OPTIONS, credentials, gatewaysOf, readText, roots, type Values } from './connection.ts';
 
 const USAGE = `divs consumer job <command> [options]
 
@@ -65,48 +56,6 @@ every round's attestation. --label is COLUMN OP VALUE with OP one of > >= < <= =
 
 ${CONNECTION}
   --json                 machine-readable output`;
-
-const CONNECTION_OPTIONS = {
-  gateway: { type: 'string', multiple: true },
-  trust: { type: 'string' },
-  token: { type: 'string' },
-  tls: { type: 'boolean' },
-  'gateway-name': { type: 'string' },
-  cert: { type: 'string' },
-  key: { type: 'string' },
-  json: { type: 'boolean' },
-} as const satisfies Options;
-
-type Values = Record<string, string | boolean | string[] | undefined>;
-
-const readText = (path: string, what: string): string => {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    fail('CONFIG_INVALID', `${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-};
-
-function roots(v: Values): { pem: string; der: Uint8Array[] } {
-  const pem = readText(str(v.trust, 'trust'), '--trust');
-  const der = pemBlocks(pem);
-  if (der.length === 0) fail('CONFIG_INVALID', '--trust: no certificate in the file');
-  return { pem, der };
-}
-
-function credentials(v: Values, rootsPem: string): grpc.ChannelCredentials | undefined {
-  const cert = typeof v.cert === 'string' ? readText(v.cert, '--cert') : undefined;
-  const key = typeof v.key === 'string' ? readText(v.key, '--key') : undefined;
-  if (v.tls !== true && cert === undefined) return undefined;
-  return gatewayCredentials({ rootsPem, clientCertPem: cert, clientKeyPem: key, gatewayName: typeof v['gateway-name'] === 'string' ? v['gateway-name'] : undefined });
-}
-
-function gatewaysOf(v: Values): string[] {
-  const g = v.gateway;
-  const list = Array.isArray(g) ? g : typeof g === 'string' ? [g] : [];
-  if (list.length === 0) fail('CONFIG_INVALID', '--gateway is required');
-  return list;
-}
 
 function jobClient(v: Values, address?: string): JobClient {
   const r = roots(v);
