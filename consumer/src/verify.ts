@@ -31,7 +31,7 @@ import type { ProvenTx, SignedEndorsementSummary } from '../../proto/gen/divs/v1
 import { EndorsementSummary } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { DivsError, fail, type ErrorCode } from '../../protocol/src/errors.ts';
 import { Domain, equalBytes, pae } from '../../protocol/src/bytes.ts';
-import { importPublicKey, nodeVerify, nodeVerifyMemo, type Suite } from '../../protocol/src/suites.ts';
+import { importPublicKeyCached, nodeVerify, nodeVerifyMemo, type Suite } from '../../protocol/src/suites.ts';
 import { sameIdentity } from '../../protocol/src/identity.ts';
 import { verifyChain } from '../../protocol/src/pki.ts';
 import { leafHash, verifyInclusion } from '../../protocol/src/merkle.ts';
@@ -135,7 +135,7 @@ export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustA
     params,
     ueKey: endorsement.ueKey,
     suite: pk.suite,
-    publicKey: importPublicKey(pk.suite, pk.key),
+    publicKey: importPublicKeyCached(pk.suite, pk.key),
     asSubject: commonName(as.subject),
     checkpoint,
     isLatest,

@@ -164,6 +164,28 @@ export function importPublicKey(suite: Suite, publicKey: Uint8Array): KeyObject 
   }
 }
 
+/** Keys imported by {@link importPublicKeyCached}, most recently used last. */
+const importedKeys = new Map<string, KeyObject>();
+const IMPORTED_KEYS_MAX = 4096;
+
+/**
+ * {@link importPublicKey} through a bounded cache: verifiers see the same UE and AS keys in
+ * every answer (a compressed P-256 point costs ~0.1 ms to import, as much as a verification).
+ * KeyObjects are immutable, so sharing one is safe. Not for one-off keys (registrations).
+ */
+export function importPublicKeyCached(suite: Suite, publicKey: Uint8Array): KeyObject {
+  const id = `${suite}:${Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64')}`;
+  let key = importedKeys.get(id);
+  if (key !== undefined) {
+    importedKeys.delete(id);
+  } else {
+    key = importPublicKey(suite, publicKey);
+    if (importedKeys.size >= IMPORTED_KEYS_MAX) importedKeys.delete(importedKeys.keys().next().value as string);
+  }
+  importedKeys.set(id, key);
+  return key;
+}
+
 const hexBytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
 /** DER SubjectPublicKeyInfo headers (algorithm id-ecPublicKey + curve OID, BIT STRING) for 33/65-byte points. */
 const SPKI_PREFIX: Record<EcdsaSuite, [Uint8Array, Uint8Array]> = {
