@@ -9,7 +9,7 @@
 import type { SignedRecord, TxRef } from '../../proto/gen/divs/v1/common.ts';
 import { RecordBody } from '../../proto/gen/divs/v1/common.ts';
 import { EndorsementView, type ProvenTx, VerificationDataServiceClient } from '../../proto/gen/divs/v1/consumer_as.ts';
-import { DivsError, fail } from '../../protocol/src/errors.ts';
+import { DivsError, fail, isErrorCode } from '../../protocol/src/errors.ts';
 import { equalBytes, toHex } from '../../protocol/src/bytes.ts';
 import { grpc, makeClient, unary } from '../../platform/src/grpc.ts';
 import { checkRecord, type RecordVerdict, type TrustAnchors, type VerifiedEndorsement, verifyEndorsementSummary, verifyProvenEndorsement } from './verify.ts';
@@ -23,11 +23,23 @@ export interface ConsumerOptions {
   latestTtlMs?: number;
 }
 
+/** UE keys per GetLatestBatch call (the AS accepts up to 1024). */
+const LATEST_BATCH_MAX = 512;
+
+interface LatestBatch {
+  urls: string[];
+  items: Array<{ ueKey: Uint8Array; resolve: (p: ProvenTx) => void; reject: (e: unknown) => void }>;
+}
+
 export class DivsConsumer {
   readonly #o: ConsumerOptions;
   readonly #clients = new Map<string, VerificationDataServiceClient>();
   readonly #endorsements = new Map<string, VerifiedEndorsement>();
   readonly #latest = new Map<string, { at: number; v: VerifiedEndorsement }>();
+  /** Latest-version requests waiting for this turn's GetLatestBatch, per AS URL list. */
+  readonly #latestBatches = new Map<string, LatestBatch>();
+  /** AS URL lists whose AS does not implement GetLatestBatch. */
+  readonly #unbatched = new Set<string>();
 
   constructor(o: ConsumerOptions) {
     this.#o = o;
@@ -104,14 +116,72 @@ export class DivsConsumer {
    */
   async provenLatest(ref: TxRef, ueKey: Uint8Array): Promise<{ proven: ProvenTx; verified: VerifiedEndorsement }> {
     const ledgerId = ref.entryAddress?.ledgerId ?? '';
-    const res = await this.#withAs(ref.entryAddress?.asUrls ?? [], (c, md) =>
-      unary(c, c.getLatest, { ueKey }, { metadata: md, timeoutMs: this.#o.timeoutMs }),
-    );
-    const v = verifyProvenEndorsement(res.latest, this.#o.anchors, { ledgerId });
+    const proven = await this.#fetchLatest(ref.entryAddress?.asUrls ?? [], ueKey);
+    const v = verifyProvenEndorsement(proven, this.#o.anchors, { ledgerId });
     if (v.isLatest !== true) fail('NOT_LATEST', 'the AS did not prove this is the latest version');
     if (!equalBytes(v.ueKey, ueKey)) fail('INVALID_ENDORSEMENT', 'the AS answered with the latest version of another UE');
     this.#latest.set(`${ledgerId}#${toHex(ueKey)}`, { at: Date.now(), v });
-    return { proven: res.latest as ProvenTx, verified: v };
+    return { proven, verified: v };
+  }
+
+  /**
+   * The AS's latest version of a UE key, unverified. Requests for the same AS made in one turn
+   * of the event loop go out as one GetLatestBatch call (a verification run asks for every UE of
+   * a dataset at once, and one call per UE costs the AS more than the lookup itself); an AS
+   * without that RPC is asked one key at a time.
+   */
+  #fetchLatest(urls: string[], ueKey: Uint8Array): Promise<ProvenTx> {
+    const k = urls.join(' ');
+    if (urls.length === 0 || this.#unbatched.has(k)) return this.#fetchLatestOne(urls, ueKey);
+    let batch = this.#latestBatches.get(k);
+    if (!batch) {
+      const b: LatestBatch = { urls, items: [] };
+      this.#latestBatches.set(k, (batch = b));
+      setImmediate(() => void this.#flushLatest(k, b));
+    }
+    const b = batch;
+    return new Promise<ProvenTx>((resolve, reject) => {
+      b.items.push({ ueKey, resolve, reject });
+      if (b.items.length >= LATEST_BATCH_MAX) void this.#flushLatest(k, b);
+    });
+  }
+
+  async #fetchLatestOne(urls: string[], ueKey: Uint8Array): Promise<ProvenTx> {
+    const res = await this.#withAs(urls, (c, md) => unary(c, c.getLatest, { ueKey }, { metadata: md, timeoutMs: this.#o.timeoutMs }));
+    if (!res.latest) fail('INVALID_ENDORSEMENT', 'the AS answered without a latest version');
+    return res.latest;
+  }
+
+  async #flushLatest(k: string, b: LatestBatch): Promise<void> {
+    if (this.#latestBatches.get(k) !== b) return; // flushed already (full)
+    this.#latestBatches.delete(k);
+    const items = b.items;
+    let results;
+    try {
+      const res = await this.#withAs(b.urls, (c, md) => unary(c, c.getLatestBatch, { ueKeys: items.map((i) => i.ueKey) }, { metadata: md, timeoutMs: this.#o.timeoutMs }));
+      results = res.results;
+    } catch (e) {
+      if ((e as DivsError & { cause?: { code?: number } }).cause?.code === grpc.status.UNIMPLEMENTED) {
+        // an AS of an older release: one key per call from now on
+        this.#unbatched.add(k);
+        for (const it of items) this.#fetchLatestOne(b.urls, it.ueKey).then(it.resolve, it.reject);
+        return;
+      }
+      for (const it of items) it.reject(e);
+      return;
+    }
+    items.forEach((it, i) => {
+      const r = results[i];
+      if (results.length !== items.length || !r || !equalBytes(r.ueKey, it.ueKey)) {
+        it.reject(new DivsError('INVALID_ENDORSEMENT', 'the AS answered a latest-version batch out of order'));
+      } else if (r.errorCode !== '') {
+        it.reject(new DivsError(isErrorCode(r.errorCode) ? r.errorCode : 'INTERNAL', r.errorMessage || r.errorCode));
+      } else if (!r.latest) {
+        it.reject(new DivsError('INVALID_ENDORSEMENT', 'the AS answered without a latest version'));
+      } else {
+        it.resolve(r.latest);
+      }
+    });
   }
 
   /** Partial endorsement (VER-5): public key and termination time only. */

@@ -12,7 +12,11 @@ import {
   type VerificationDataServiceService,
 } from '../../../proto/gen/divs/v1/consumer_as.ts';
 import { RegistrationParams } from '../../../proto/gen/divs/v1/common.ts';
-import { fail } from '../../../protocol/src/errors.ts';
+import { DivsError, fail, type ErrorCode } from '../../../protocol/src/errors.ts';
+
+/** UE keys per GetLatestBatch call. */
+export const MAX_LATEST_BATCH = 1024;
+const PER_KEY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['INVALID_ARGUMENT', 'NOT_REGISTERED']);
 import { Domain, pae } from '../../../protocol/src/bytes.ts';
 import type { Handlers } from '../../../platform/src/grpc.ts';
 import type { EndorsementContract } from '../contract.ts';
@@ -85,6 +89,25 @@ export function queryHandlers(
       }
       const { entry } = contract.latest(req.identity);
       return { latest: prove(contract, entry, true) };
+    },
+    getLatestBatch: async (req, ctx) => {
+      consumer.require(ctx);
+      if (req.ueKeys.length === 0) fail('MISSING_FIELD', 'ue_keys: empty');
+      if (req.ueKeys.length > MAX_LATEST_BATCH) fail('BATCH_TOO_LARGE', `at most ${MAX_LATEST_BATCH} UE keys per call`);
+      // answered without yielding: every result is proven against the same checkpoint
+      const results = req.ueKeys.map((ueKey) => {
+        try {
+          if (ueKey.length !== 32) fail('INVALID_ARGUMENT', 'ue_key: expected 32 bytes');
+          const entry = contract.ledger.latest(ueKey);
+          if (!entry) fail('NOT_REGISTERED', 'no endorsement for this UE key');
+          return { ueKey, latest: prove(contract, entry, true), errorCode: '', errorMessage: '' };
+        } catch (e) {
+          // only per-key faults become per-key results; a broken ledger fails the call
+          if (!(e instanceof DivsError) || !PER_KEY_CODES.has(e.code)) throw e;
+          return { ueKey, latest: undefined, errorCode: e.code, errorMessage: e.message };
+        }
+      });
+      return { results };
     },
     getCheckpoint: async (_req, ctx) => {
       consumer.require(ctx);

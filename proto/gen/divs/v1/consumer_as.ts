@@ -116,6 +116,26 @@ export interface GetLatestResponse {
   latest?: ProvenTx | undefined;
 }
 
+export interface GetLatestBatchRequest {
+  /** UE ledger keys (32 bytes each), at most 1024. */
+  ueKeys: Uint8Array[];
+}
+
+/**
+ * The answer for one key: the proven latest version, or the error code of that key alone
+ * (e.g. NOT_REGISTERED, INVALID_ARGUMENT) with latest unset.
+ */
+export interface LatestResult {
+  ueKey: Uint8Array;
+  latest?: ProvenTx | undefined;
+  errorCode: string;
+  errorMessage: string;
+}
+
+export interface GetLatestBatchResponse {
+  results: LatestResult[];
+}
+
 export interface GetCheckpointRequest {
 }
 
@@ -896,6 +916,209 @@ export const GetLatestResponse: MessageFns<GetLatestResponse> = {
   },
 };
 
+function createBaseGetLatestBatchRequest(): GetLatestBatchRequest {
+  return { ueKeys: [] };
+}
+
+export const GetLatestBatchRequest: MessageFns<GetLatestBatchRequest> = {
+  encode(message: GetLatestBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ueKeys) {
+      writer.uint32(10).bytes(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLatestBatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLatestBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ueKeys.push(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetLatestBatchRequest>, I>>(base?: I): GetLatestBatchRequest {
+    return GetLatestBatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLatestBatchRequest>, I>>(object: I): GetLatestBatchRequest {
+    const message = createBaseGetLatestBatchRequest();
+    message.ueKeys = object.ueKeys?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseLatestResult(): LatestResult {
+  return { ueKey: new Uint8Array(0), latest: undefined, errorCode: "", errorMessage: "" };
+}
+
+export const LatestResult: MessageFns<LatestResult> = {
+  encode(message: LatestResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ueKey.length !== 0) {
+      writer.uint32(10).bytes(message.ueKey);
+    }
+    if (message.latest !== undefined) {
+      ProvenTx.encode(message.latest, writer.uint32(18).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.errorMessage !== "") {
+      writer.uint32(34).string(message.errorMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LatestResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLatestResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ueKey = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.latest = ProvenTx.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.errorMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LatestResult>, I>>(base?: I): LatestResult {
+    return LatestResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LatestResult>, I>>(object: I): LatestResult {
+    const message = createBaseLatestResult();
+    message.ueKey = object.ueKey ?? new Uint8Array(0);
+    message.latest = (object.latest !== undefined && object.latest !== null)
+      ? ProvenTx.fromPartial(object.latest)
+      : undefined;
+    message.errorCode = object.errorCode ?? "";
+    message.errorMessage = object.errorMessage ?? "";
+    return message;
+  },
+};
+
+function createBaseGetLatestBatchResponse(): GetLatestBatchResponse {
+  return { results: [] };
+}
+
+export const GetLatestBatchResponse: MessageFns<GetLatestBatchResponse> = {
+  encode(message: GetLatestBatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      LatestResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetLatestBatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetLatestBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(LatestResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetLatestBatchResponse>, I>>(base?: I): GetLatestBatchResponse {
+    return GetLatestBatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetLatestBatchResponse>, I>>(object: I): GetLatestBatchResponse {
+    const message = createBaseGetLatestBatchResponse();
+    message.results = object.results?.map((e) => LatestResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseGetCheckpointRequest(): GetCheckpointRequest {
   return {};
 }
@@ -1154,6 +1377,22 @@ export const VerificationDataServiceService = {
     responseSerialize: (value: GetLatestResponse): Buffer => Buffer.from(GetLatestResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetLatestResponse => GetLatestResponse.decode(value),
   },
+  /**
+   * The latest versions of many UEs by ledger key in one call (verifiers refresh every UE of a
+   * dataset per verification run); one result per key, in request order, each proven against
+   * the same checkpoint.
+   */
+  getLatestBatch: {
+    path: "/divs.v1.VerificationDataService/GetLatestBatch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetLatestBatchRequest): Buffer =>
+      Buffer.from(GetLatestBatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetLatestBatchRequest => GetLatestBatchRequest.decode(value),
+    responseSerialize: (value: GetLatestBatchResponse): Buffer =>
+      Buffer.from(GetLatestBatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetLatestBatchResponse => GetLatestBatchResponse.decode(value),
+  },
   getCheckpoint: {
     path: "/divs.v1.VerificationDataService/GetCheckpoint" as const,
     requestStream: false as const,
@@ -1184,6 +1423,12 @@ export interface VerificationDataServiceServer extends UntypedServiceImplementat
   getHistory: handleUnaryCall<GetHistoryRequest, GetHistoryResponse>;
   /** The latest version for a UE identity, with a proof that it is the latest at a checkpoint. */
   getLatest: handleUnaryCall<GetLatestRequest, GetLatestResponse>;
+  /**
+   * The latest versions of many UEs by ledger key in one call (verifiers refresh every UE of a
+   * dataset per verification run); one result per key, in request order, each proven against
+   * the same checkpoint.
+   */
+  getLatestBatch: handleUnaryCall<GetLatestBatchRequest, GetLatestBatchResponse>;
   getCheckpoint: handleUnaryCall<GetCheckpointRequest, GetCheckpointResponse>;
   getConsistencyProof: handleUnaryCall<GetConsistencyProofRequest, GetConsistencyProofResponse>;
 }
@@ -1236,6 +1481,26 @@ export interface VerificationDataServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetLatestResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The latest versions of many UEs by ledger key in one call (verifiers refresh every UE of a
+   * dataset per verification run); one result per key, in request order, each proven against
+   * the same checkpoint.
+   */
+  getLatestBatch(
+    request: GetLatestBatchRequest,
+    callback: (error: ServiceError | null, response: GetLatestBatchResponse) => void,
+  ): ClientUnaryCall;
+  getLatestBatch(
+    request: GetLatestBatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetLatestBatchResponse) => void,
+  ): ClientUnaryCall;
+  getLatestBatch(
+    request: GetLatestBatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetLatestBatchResponse) => void,
   ): ClientUnaryCall;
   getCheckpoint(
     request: GetCheckpointRequest,
