@@ -19,7 +19,7 @@ import { UeRegistrationServiceClient } from '../../proto/gen/divs/v1/ue_as.ts';
 import { VerificationDataServiceClient, EndorsementView } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { makeClient, unary, grpc } from '../../platform/src/grpc.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
-import { toHex } from '../../protocol/src/bytes.ts';
+import { sha256, toHex } from '../../protocol/src/bytes.ts';
 import { syntheticSubscriber } from '../../cef/src/fixtures.ts';
 
 const PLMN = '26201';
@@ -219,6 +219,28 @@ describe('AS node with a real CEF', () => {
     expect(h.versions.map((v) => v.txId)).toEqual([...h.versions.map((v) => v.txId)].sort((a, b) => a - b));
     const latest = await unary(query, query.getLatest, { identity: { imei: u.identity.imei, iccid: '', eid: '', msisdn: '' }, ueKey: new Uint8Array() }, auth());
     expect(latest.latest?.txId).toBe(h.versions.at(-1)?.txId);
+  });
+
+  it('[VER-4] [RP-DS] answers the latest versions of many UEs in one call, with per-key error codes', async () => {
+    const keys = [0, 1, 2].map((i) => sha256(ueN(i).publicKey.key));
+    const unknown = new Uint8Array(32).fill(7);
+    const r = await unary(query, query.getLatestBatch, { ueKeys: [...keys, unknown, new Uint8Array(5)] }, auth());
+    expect(r.results.map((x) => x.errorCode)).toEqual(['', '', '', 'NOT_REGISTERED', 'INVALID_ARGUMENT']);
+    for (const [i, k] of keys.entries()) {
+      const one = await unary(query, query.getLatest, { ueKey: k }, auth());
+      expect(r.results[i]?.latest?.txId).toBe(one.latest?.txId);
+      expect(toHex(r.results[i]?.ueKey ?? new Uint8Array())).toBe(toHex(k));
+    }
+    // every result is proven against one checkpoint
+    expect(new Set(r.results.slice(0, 3).map((x) => x.latest?.checkpoint?.note)).size).toBe(1);
+    await expectCode(unary(query, query.getLatestBatch, { ueKeys: [] }, auth()), 'MISSING_FIELD');
+    await expectCode(unary(query, query.getLatestBatch, { ueKeys: Array.from({ length: 1025 }, () => unknown) }, auth()), 'BATCH_TOO_LARGE');
+    await expectCode(unary(query, query.getLatestBatch, { ueKeys: keys }), 'UNAUTHENTICATED');
+    // the consumer SDK coalesces concurrent lookups into such calls and verifies each answer
+    const refs = [0, 1, 2].map((i) => ueN(i).endorsement?.tx as TxRef);
+    const got = await Promise.all(refs.map((ref, i) => s.consumer.provenLatest(ref, keys[i] as Uint8Array)));
+    got.forEach((g, i) => expect(toHex(g.verified.ueKey)).toBe(toHex(keys[i] as Uint8Array)));
+    await expectCode(s.consumer.provenLatest(refs[0] as TxRef, unknown), 'NOT_REGISTERED');
   });
 
   it('[END-2] refuses registration of a UE whose contract is no longer active', async () => {
