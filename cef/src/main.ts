@@ -23,6 +23,7 @@ import { Metrics } from '../../platform/src/metrics.ts';
 import { createHttpApp, startHttp, type RunningHttp } from '../../platform/src/http.ts';
 import { createCefServer } from './rpc.ts';
 import { Usm, validatePlmnId } from './usm.ts';
+import { loadCefConfig } from './config.ts';
 
 /** Name of the database file inside the data directory. */
 export const DB_FILE = 'cef.sqlite';
@@ -137,15 +138,16 @@ export async function startCef(opts: CefOptions): Promise<RunningCef> {
   };
 }
 
-const list = (v: string | undefined): string[] => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
 /** Command-line entry (`divs cef …` and `node cef/src/main.ts …`). */
-const CEF_USAGE = `divs cef --data-dir DIR --plmn MCCMNC [--operator NAME] [--host H] [--port N] [--http-port N]
-         [--token T]... [--management-token T]... [--expiry-sweep-ms N]
+const CEF_USAGE = `divs cef [--config FILE] [--data-dir DIR] [--plmn MCCMNC] [--operator NAME] [--host H] [--port N]
+         [--http-port N] [--token T]... [--management-token T]... [--expiry-sweep-ms N]
 
 Starts a CEF simulator: the operator's subscriber database (SQLite under DIR), account status
 lookups, status event subscriptions, operator actions and over-the-air device configuration
-(RP-edl). --token grants lookups and subscriptions (also DIVS_CEF_TOKENS, comma-separated),
+(RP-edl). Configuration: FILE (JSON, schema in cef/src/config.ts), then DIVS_CEF_* environment
+variables (DATA_DIR, PLMN, PORT, HTTP_PORT, TOKENS, MANAGEMENT_TOKENS), then these flags; data
+dir and PLMN are required. --token grants lookups and subscriptions (also DIVS_CEF_TOKENS, comma-separated),
 --management-token grants provisioning and operator actions (DIVS_CEF_MANAGEMENT_TOKENS).
 --http-port -1 disables HTTP (/healthz, /readyz, /metrics). Prints one JSON line when ready.`;
 
@@ -160,49 +162,60 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
     args = parseArgs({
       args: argv,
       options: {
+        config: { type: 'string' },
         'data-dir': { type: 'string' },
         plmn: { type: 'string' },
         operator: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string', default: '0' },
-        'http-port': { type: 'string', default: '0' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'http-port': { type: 'string' },
         token: { type: 'string', multiple: true },
         'management-token': { type: 'string', multiple: true },
-        'expiry-sweep-ms': { type: 'string', default: '60000' },
+        'expiry-sweep-ms': { type: 'string' },
       },
       strict: true,
     }).values;
   } catch (e) {
-    process.stderr.write(`cef: ${(e as Error).message}\n`);
+    process.stderr.write(`cef: CONFIG_INVALID: ${(e as Error).message}\n${CEF_USAGE}\n`);
     process.exit(2);
   }
-  const num = (v: string, name: string): number => {
-    if (!/^[0-9]+$/.test(v)) fail('CONFIG_INVALID', `--${name}: not a number`);
-    return Number(v);
-  };
-  const tokens = [...(args.token ?? []), ...list(process.env.DIVS_CEF_TOKENS)];
-  const managementTokens = [...(args['management-token'] ?? []), ...list(process.env.DIVS_CEF_MANAGEMENT_TOKENS)];
   let cef: RunningCef;
   try {
-    if (!args['data-dir']) fail('CONFIG_INVALID', '--data-dir is required');
-    if (!args.plmn) fail('CONFIG_INVALID', '--plmn is required');
-    cef = await startCef({
+    // flags override the environment, which overrides the file; the schema names bad fields
+    const num = (v: string | undefined, name: string): number | undefined => {
+      if (v === undefined) return undefined;
+      if (!/^-?[0-9]+$/.test(v)) fail('CONFIG_INVALID', `--${name}: not a number`);
+      return Number(v);
+    };
+    const flags: Record<string, unknown> = {
       dataDir: args['data-dir'],
       plmnId: args.plmn,
-      operatorName: args.operator ?? `PLMN ${args.plmn}`,
+      operatorName: args.operator,
       host: args.host,
       port: num(args.port, 'port'),
-      httpPort: args['http-port'] === '-1' ? -1 : num(args['http-port'], 'http-port'),
+      httpPort: num(args['http-port'], 'http-port'),
       expirySweepMs: num(args['expiry-sweep-ms'], 'expiry-sweep-ms'),
+      tokens: args.token,
+      managementTokens: args['management-token'],
+    };
+    const cfg = loadCefConfig(args.config, process.env, Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)));
+    cef = await startCef({
+      dataDir: cfg.dataDir,
+      plmnId: cfg.plmnId,
+      operatorName: cfg.operatorName ?? `PLMN ${cfg.plmnId}`,
+      host: cfg.host,
+      port: cfg.port,
+      httpPort: cfg.httpPort,
+      expirySweepMs: cfg.expirySweepMs,
       log,
-      ...(tokens.length > 0 ? { tokens } : {}),
-      ...(managementTokens.length > 0 ? { managementTokens } : {}),
+      ...(cfg.tokens.length > 0 ? { tokens: cfg.tokens } : {}),
+      ...(cfg.managementTokens.length > 0 ? { managementTokens: cfg.managementTokens } : {}),
     });
   } catch (e) {
     const msg = e instanceof DivsError ? `${e.code}: ${e.message}` : String(e);
     log.fatal({ err: e }, 'cef failed to start');
     process.stderr.write(`cef: ${msg}\n`);
-    process.exit(1);
+    process.exit(e instanceof DivsError && e.code === 'CONFIG_INVALID' ? 2 : 1);
   }
   process.stdout.write(`${JSON.stringify({ service: 'cef', port: cef.port, pid: process.pid, ...(cef.httpPort !== undefined ? { httpPort: cef.httpPort } : {}) })}\n`);
   let stopping = false;

@@ -336,11 +336,11 @@ describe('CEF restarts', () => {
 
 describe('CEF bearer tokens', () => {
   it('[RP-EDL] requires the exposure token from AS nodes and the management token from operator tools', async () => {
-    const proc = await spawnService(cefArgs(tempDir()), { DIVS_CEF_TOKENS: 'as-secret', DIVS_CEF_MANAGEMENT_TOKENS: 'ops-secret' });
+    const proc = await spawnService(cefArgs(tempDir()), { DIVS_CEF_TOKENS: 'as-secret-token-0001', DIVS_CEF_MANAGEMENT_TOKENS: 'ops-secret-token-0001' });
     const addr = `127.0.0.1:${proc.port}`;
     const anon = new CefClient(addr);
-    const as = new CefClient(addr, { token: 'as-secret' });
-    const ops = new CefClient(addr, { token: 'ops-secret' });
+    const as = new CefClient(addr, { token: 'as-secret-token-0001' });
+    const ops = new CefClient(addr, { token: 'ops-secret-token-0001' });
     const wrong = new CefClient(addr, { token: 'guess' });
     try {
       expect(await codeOf(anon.provisionBatch([syntheticSubscriber(1)]))).toBe('UNAUTHENTICATED');

@@ -20,9 +20,9 @@ import { measureRunner } from './measurement.ts';
 import { RunnerPool, type JobDataInput } from './pool.ts';
 import type { JobLimits, JsonValue } from './protocol.ts';
 
-const USAGE = `usage: main.ts --job <file.js> [--data <file.json|file.csv>] [--params <json>] [--memory-mb N]
+const USAGE = `usage: divs enclave-runner --job <file.js> [--data <file.json|file.csv>] [--params <json>] [--memory-mb N]
        [--cpu-ms N] [--wall-ms N] [--output-bytes N] [--seed N] [--start-time <ms|ISO date>] [--verbose]
-       main.ts --measurement`;
+       divs enclave-runner --measurement`;
 
 function usage(message: string): never {
   throw new DivsError('INVALID_ARGUMENT', `${message}\n${USAGE}`);
