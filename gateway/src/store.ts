@@ -113,16 +113,25 @@ export class StoreQueries {
   readonly path: string;
   protected readonly db: Database.Database;
 
+  readonly #stmts = new Map<string, Database.Statement>();
+
   constructor(path: string, db: Database.Database) {
     this.path = path;
     this.db = db;
+  }
+
+  /** A prepared statement per SQL text, kept for the connection's life (queries run per job and per report). */
+  protected stmt(sql: string): Database.Statement {
+    let st = this.#stmts.get(sql);
+    if (st === undefined) this.#stmts.set(sql, (st = this.db.prepare(sql)));
+    return st;
   }
 
   // ---------------------------------------------------------------- queries
 
   /** Channel names known to the store. */
   channels(): string[] {
-    return this.db.prepare('SELECT name FROM channels ORDER BY id').pluck().all() as string[];
+    return this.stmt('SELECT name FROM channels ORDER BY id').pluck().all() as string[];
   }
 
   /** Per-UE summary of the records of a selection, UEs in ascending key order. */
@@ -138,7 +147,7 @@ export class StoreQueries {
        WHERE s.channel = ?` +
       (types ? ` AND s.content_type IN (${types.map(() => '?').join(',')})` : '') +
       ' GROUP BY s.ue ORDER BY u.key';
-    const rows = this.db.prepare(sql).all(ch, ...(types ?? [])) as {
+    const rows = this.stmt(sql).all(ch, ...(types ?? [])) as {
       ue: number;
       key: string;
       imei: string;
@@ -172,8 +181,8 @@ export class StoreQueries {
 
   /** Endorsement references used by any record of these UEs (any channel: chains are whole). */
   refsOfUes(ues: readonly number[]): TxRefStat[] {
-    const q = this.db.prepare('SELECT ledger, tx_id, SUM(count) AS count FROM stats WHERE ue = ? GROUP BY ledger, tx_id');
-    const urls = this.db.prepare('SELECT as_urls FROM txrefs WHERE ledger = ? AND tx_id = ?').pluck();
+    const q = this.stmt('SELECT ledger, tx_id, SUM(count) AS count FROM stats WHERE ue = ? GROUP BY ledger, tx_id');
+    const urls = this.stmt('SELECT as_urls FROM txrefs WHERE ledger = ? AND tx_id = ?').pluck();
     const out = new Map<string, TxRefStat>();
     for (const ue of ues) {
       for (const r of q.all(ue) as { ledger: string; tx_id: number; count: number }[]) {
@@ -188,7 +197,7 @@ export class StoreQueries {
 
   /** Conflicting records refused at ingest for these UEs. */
   forkCount(ues: readonly number[]): number {
-    const q = this.db.prepare('SELECT COUNT(*) FROM forks WHERE ue = ?').pluck();
+    const q = this.stmt('SELECT COUNT(*) FROM forks WHERE ue = ?').pluck();
     let n = 0;
     for (const ue of ues) n += q.get(ue) as number;
     return n;
@@ -196,12 +205,12 @@ export class StoreQueries {
 
   /** Stored record count (all UEs and channels). */
   count(): number {
-    return this.db.prepare('SELECT COUNT(*) FROM records').pluck().get() as number;
+    return this.stmt('SELECT COUNT(*) FROM records').pluck().get() as number;
   }
 
   /** The stored bytes of one record, or undefined. */
   get(ueKey: string, sequence: number): { record: Uint8Array; hash: Uint8Array; late: boolean } | undefined {
-    const r = this.db.prepare('SELECT r.record AS record, r.hash AS hash, r.late AS late FROM records r JOIN ues u ON u.id = r.ue WHERE u.key = ? AND r.seq = ?').get(ueKey, sequence) as
+    const r = this.stmt('SELECT r.record AS record, r.hash AS hash, r.late AS late FROM records r JOIN ues u ON u.id = r.ue WHERE u.key = ? AND r.seq = ?').get(ueKey, sequence) as
       | { record: Buffer; hash: Buffer; late: number }
       | undefined;
     return r ? { record: new Uint8Array(r.record), hash: new Uint8Array(r.hash), late: r.late === 1 } : undefined;
@@ -209,12 +218,12 @@ export class StoreQueries {
 
   /** Highest stored sequence of a UE chain (0: none). */
   lastSequence(ueKey: string): number {
-    return (this.db.prepare('SELECT max_seq FROM ues WHERE key = ?').pluck().get(ueKey) as number | undefined) ?? 0;
+    return (this.stmt('SELECT max_seq FROM ues WHERE key = ?').pluck().get(ueKey) as number | undefined) ?? 0;
   }
 
   /** Channel id of a name (undefined when no record came on it). */
   channelId(name: string): number | undefined {
-    return this.db.prepare('SELECT id FROM channels WHERE name = ?').pluck().get(name) as number | undefined;
+    return this.stmt('SELECT id FROM channels WHERE name = ?').pluck().get(name) as number | undefined;
   }
 
   close(): void {

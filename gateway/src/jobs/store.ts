@@ -151,6 +151,7 @@ export class JobStore {
   readonly #db: Database.Database;
   readonly #upsert: Database.Statement;
   readonly #get: Database.Statement;
+  readonly #stmts = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database) {
     this.#db = db;
@@ -205,6 +206,13 @@ export class JobStore {
     }
   }
 
+  /** A prepared statement per SQL text, kept for the store's life. */
+  #stmt(sql: string): Database.Statement {
+    let st = this.#stmts.get(sql);
+    if (st === undefined) this.#stmts.set(sql, (st = this.#db.prepare(sql)));
+    return st;
+  }
+
   #run<T>(what: string, fn: () => T): T {
     try {
       return fn();
@@ -225,14 +233,14 @@ export class JobStore {
 
   /** The job a consumer submitted with an idempotency key, if any. */
   byIdempotencyKey(consumer: string, key: string): JobRecord | undefined {
-    const r = this.#run('read a job', () => this.#db.prepare("SELECT * FROM jobs WHERE consumer = ? AND idem_key = ? AND idem_key <> ''").get(consumer, key) as Row | undefined);
+    const r = this.#run('read a job', () => this.#stmt("SELECT * FROM jobs WHERE consumer = ? AND idem_key = ? AND idem_key <> ''").get(consumer, key) as Row | undefined);
     return r ? fromRow(r) : undefined;
   }
 
   /** Jobs in these states, oldest first. */
   inStates(states: readonly JobState[]): JobRecord[] {
     if (states.length === 0) return [];
-    const rows = this.#run('list jobs', () => this.#db.prepare(`SELECT * FROM jobs WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY submitted_ms, id`).all(...states) as Row[]);
+    const rows = this.#run('list jobs', () => this.#stmt(`SELECT * FROM jobs WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY submitted_ms, id`).all(...states) as Row[]);
     return rows.map(fromRow);
   }
 
@@ -240,20 +248,20 @@ export class JobStore {
   activeCount(consumer: string): number {
     const finals = [...FINAL_STATES];
     return this.#run('count jobs', () =>
-      this.#db.prepare(`SELECT COUNT(*) FROM jobs WHERE consumer = ? AND state NOT IN (${finals.map(() => '?').join(',')})`).pluck().get(consumer, ...finals) as number,
+      this.#stmt(`SELECT COUNT(*) FROM jobs WHERE consumer = ? AND state NOT IN (${finals.map(() => '?').join(',')})`).pluck().get(consumer, ...finals) as number,
     );
   }
 
   /** Code hashes operators approved for a consumer's later jobs. */
   approvedCode(consumer: string): Set<string> {
-    const rows = this.#run('read approvals', () => this.#db.prepare('SELECT code_hash FROM approved_code WHERE consumer = ?').pluck().all(consumer) as string[]);
+    const rows = this.#run('read approvals', () => this.#stmt('SELECT code_hash FROM approved_code WHERE consumer = ?').pluck().all(consumer) as string[]);
     return new Set(rows);
   }
 
   /** Remembers an operator's approval of a code hash for a consumer. */
   approveCode(consumer: string, codeHash: string, by: string, atMs = Date.now()): void {
     this.#run('store an approval', () =>
-      this.#db.prepare('INSERT INTO approved_code (consumer, code_hash, approved_by, approved_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(consumer, codeHash, by, atMs),
+      this.#stmt('INSERT INTO approved_code (consumer, code_hash, approved_by, approved_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(consumer, codeHash, by, atMs),
     );
   }
 
@@ -261,7 +269,7 @@ export class JobStore {
   prune(beforeMs: number): number {
     const finals = [...FINAL_STATES];
     return this.#run('prune jobs', () =>
-      Number(this.#db.prepare(`DELETE FROM jobs WHERE finished_ms > 0 AND finished_ms < ? AND state IN (${finals.map(() => '?').join(',')})`).run(beforeMs, ...finals).changes),
+      Number(this.#stmt(`DELETE FROM jobs WHERE finished_ms > 0 AND finished_ms < ? AND state IN (${finals.map(() => '?').join(',')})`).run(beforeMs, ...finals).changes),
     );
   }
 
