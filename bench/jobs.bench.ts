@@ -81,7 +81,6 @@ async function main(): Promise<void> {
         durability: 'full',
         pki: { enroll: { caCert: join(pki, 'root-ca.pem'), caKey: join(pki, 'root-ca.key') } },
         as: { tokens: { '*': stack.token }, latestTtlMs },
-        verify: { threads: 1 },
         consumers: [{ name: 'bench', token: TOKEN }],
         datasets: [{ id: 'meters', channel: 'meters', grants: ['bench'] }],
         jobs: {
