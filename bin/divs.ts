@@ -7,6 +7,7 @@
  * 2 usage or configuration error; 3 a service could not start.
  */
 import { DivsError } from '../protocol/src/errors.ts';
+import { startupExitCode } from '../platform/src/config.ts';
 
 const HELP = `divs — network-oriented data integrity verification service (ITU-T Y.2247)
 
@@ -51,7 +52,14 @@ const service =
       await start(['--help']);
       return 0;
     }
-    await start(argv);
+    try {
+      await start(argv);
+    } catch (e) {
+      // a service that cannot start: 2 for a wrong configuration, 3 for anything else
+      const err = fileError(e) ?? e;
+      console.error(`divs: ${err instanceof DivsError ? `${err.code}: ` : ''}${(err as Error).message}`);
+      return startupExitCode(err);
+    }
     return SERVING;
   };
 
@@ -88,8 +96,6 @@ async function main(argv: string[]): Promise<number | typeof SERVING> {
   return code === SERVING ? SERVING : typeof code === 'number' ? code : 0;
 }
 
-/** Codes that mean "the command line or its files are wrong" (exit 2). */
-const USAGE_CODES = new Set(['CONFIG_INVALID', 'INVALID_ARGUMENT', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'FILE_ACCESS']);
 
 /** A file system error from a path the user gave, as a coded error (no stack trace for a typo). */
 function fileError(e: unknown): DivsError | undefined {
@@ -122,7 +128,8 @@ main(process.argv.slice(2)).then(
     const e = fileError(raw) ?? raw;
     if (e instanceof DivsError) {
       console.error(`divs: ${e.code}: ${e.message}`);
-      process.exitCode = USAGE_CODES.has(e.code) ? 2 : 1;
+      // 2: the command line or its files are wrong; 1: the work failed
+      process.exitCode = startupExitCode(e) === 2 ? 2 : 1;
     } else {
       console.error(`divs: ${(e as Error).stack ?? String(e)}`);
       process.exitCode = 1;

@@ -20,6 +20,7 @@ import { VerificationDataServiceService } from '../../proto/gen/divs/v1/consumer
 import { ConsortiumServiceService, LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
 import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
+import { startupExitCode } from '../../platform/src/config.ts';
 import { chainFromPem, createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
 import { RpcServer, grpc } from '../../platform/src/grpc.ts';
 import { createLogger } from '../../platform/src/log.ts';
@@ -260,6 +261,6 @@ if (import.meta.main) {
   runCli().catch((e: unknown) => {
     const code = e instanceof DivsError ? `${e.code}: ` : '';
     process.stderr.write(`as-node: ${code}${(e as Error).message}\n`);
-    process.exit(2);
+    process.exit(startupExitCode(e));
   });
 }

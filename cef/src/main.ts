@@ -24,6 +24,7 @@ import { createHttpApp, startHttp, type RunningHttp } from '../../platform/src/h
 import { createCefServer } from './rpc.ts';
 import { Usm, validatePlmnId } from './usm.ts';
 import { loadCefConfig } from './config.ts';
+import { startupExitCode } from '../../platform/src/config.ts';
 
 /** Name of the database file inside the data directory. */
 export const DB_FILE = 'cef.sqlite';
@@ -215,7 +216,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
     const msg = e instanceof DivsError ? `${e.code}: ${e.message}` : String(e);
     log.fatal({ err: e }, 'cef failed to start');
     process.stderr.write(`cef: ${msg}\n`);
-    process.exit(e instanceof DivsError && e.code === 'CONFIG_INVALID' ? 2 : 1);
+    process.exit(startupExitCode(e));
   }
   process.stdout.write(`${JSON.stringify({ service: 'cef', port: cef.port, pid: process.pid, ...(cef.httpPort !== undefined ? { httpPort: cef.httpPort } : {}) })}\n`);
   let stopping = false;

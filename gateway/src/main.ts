@@ -17,7 +17,8 @@ import { X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { GatewayConsumerServiceService } from '../../proto/gen/divs/v1/gateway.ts';
-import { fail } from '../../protocol/src/errors.ts';
+import { DivsError, fail } from '../../protocol/src/errors.ts';
+import { startupExitCode } from '../../platform/src/config.ts';
 import { chainFromPem, issueCertificate, pemBlocks, verifyChain } from '../../protocol/src/pki.ts';
 import { importPrivateKey, rawPublicKey } from '../../protocol/src/suites.ts';
 import { equalBytes } from '../../protocol/src/bytes.ts';
@@ -304,7 +305,7 @@ export async function runCli(argv: string[] = process.argv.slice(2)): Promise<vo
 
 if (import.meta.main) {
   runCli().catch((e: unknown) => {
-    process.stderr.write(`gateway: ${(e as Error).message}\n`);
-    process.exit(2);
+    process.stderr.write(`gateway: ${e instanceof DivsError ? `${e.code}: ` : ''}${(e as Error).message}\n`);
+    process.exit(startupExitCode(e));
   });
 }

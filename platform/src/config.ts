@@ -37,3 +37,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv, prefix: string, map: Recor
   }
   return out;
 }
+
+/** Codes that mean the command line, configuration or a named file is wrong. */
+const USAGE_CODES: ReadonlySet<string> = new Set(['CONFIG_INVALID', 'INVALID_ARGUMENT', 'FILE_NOT_FOUND', 'FILE_EXISTS', 'FILE_ACCESS']);
+
+/**
+ * The exit status of a service that could not start: 2 when its configuration is wrong (fix the
+ * config and retry), 3 otherwise (a port taken, a store that does not open, a peer down).
+ */
+export function startupExitCode(e: unknown): 2 | 3 {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && USAGE_CODES.has(code) ? 2 : 3;
+}
