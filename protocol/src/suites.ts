@@ -285,7 +285,34 @@ export function nodeSign(suite: Suite, key: KeyObject, msg: Uint8Array): Uint8Ar
   const keys = keySuite(key);
   if (keys !== suite) fail('SUITE_MISMATCH', `nodeSign: key is ${keys === null ? 'of no supported suite' : suiteName(keys)}, not ${suiteName(suite)}`);
   if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return new Uint8Array(nodeSignRaw(null, msg, key));
-  return new Uint8Array(nodeSignRaw('sha256', msg, { key, dsaEncoding: 'ieee-p1363' }));
+  // signed with the bare KeyObject (DER out) and converted here: the `{ key, dsaEncoding }`
+  // object form costs ~60 µs more per signature in Node 24 (99 µs against 37 µs for P-256)
+  return derToP1363(nodeSignRaw('sha256', msg, key));
+}
+
+/** ECDSA-Sig-Value DER (as OpenSSL produces it) → r || s, 32 bytes each. */
+export function derToP1363(der: Uint8Array): Uint8Array {
+  // SEQUENCE (short length: at most 2 × 35 bytes) { INTEGER r, INTEGER s }
+  const bad = (): never => fail('INTERNAL', 'ECDSA signature: unexpected DER encoding');
+  if (der.length < 8 || der[0] !== 0x30 || der[1] !== der.length - 2) bad();
+  const out = new Uint8Array(64);
+  let at = 2;
+  for (let k = 0; k < 2; k++) {
+    if (der[at] !== 0x02) bad();
+    const len = der[at + 1] as number;
+    let start = at + 2;
+    let n = len;
+    // drop the sign byte(s) DER adds in front of a high bit
+    while (n > 32 && der[start] === 0) {
+      start++;
+      n--;
+    }
+    if (n > 32 || n < 1 || at + 2 + len > der.length) bad();
+    out.set(der.subarray(start, start + n), 32 * k + (32 - n));
+    at += 2 + len;
+  }
+  if (at !== der.length) bad();
+  return out;
 }
 
 /** Imports a PKCS#8 PEM/DER private key. */

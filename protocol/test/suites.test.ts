@@ -23,6 +23,7 @@ import {
   nodeVerify,
   nodeVerifyMemo,
   p1363ToDer,
+  derToP1363,
   publicKeyOf,
   rawPublicKey,
   suiteOfKeyObject,
@@ -545,6 +546,45 @@ function parseDerSig(der: Uint8Array): { r: bigint; s: bigint } {
   expect(o).toBe(der.length);
   return { r: ints[0] as bigint, s: ints[1] as bigint };
 }
+
+describe('derToP1363', () => {
+  it('inverts p1363ToDer for any r and s (leading zero bytes, high bits)', () => {
+    const scalar = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => {
+      const x = b.slice();
+      // r, s are in [1, n): never all zero
+      if (x.every((v) => v === 0)) x[31] = 1;
+      return x;
+    });
+    const zeroes = fc.nat(31);
+    fc.assert(
+      fc.property(scalar, scalar, zeroes, zeroes, (r, s, zr, zs) => {
+        r.fill(0, 0, zr);
+        s.fill(0, 0, zs);
+        if (r.every((v) => v === 0)) r[31] = 1;
+        if (s.every((v) => v === 0)) s[31] = 1;
+        const sig = new Uint8Array([...r, ...s]);
+        return toHexStr(derToP1363(p1363ToDer(sig) as Uint8Array)) === toHexStr(sig);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('nodeSign output (DER converted here) verifies with noble, many times', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = rawPublicKey(privateKey);
+    for (let i = 0; i < 200; i++) {
+      const msg = new TextEncoder().encode(`message ${i}`);
+      const sig = nodeSign(SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256, privateKey, msg);
+      expect(sig.length).toBe(64);
+      expect(nobleVerify(SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256, pub, msg, sig)).toBe(true);
+    }
+  });
+
+  it('refuses what OpenSSL never produces', () => {
+    expect(() => derToP1363(new Uint8Array([0x30, 0x02, 0x02, 0x00]))).toThrow(DivsError);
+    expect(() => derToP1363(new Uint8Array(70))).toThrow(DivsError);
+  });
+});
 
 describe('p1363ToDer', () => {
   const sig = (r: string, s: string): Uint8Array => hex(r.padStart(64, '0') + s.padStart(64, '0'));
