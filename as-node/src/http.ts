@@ -14,16 +14,16 @@
  *   state at each recent block boundary.
  * Errors are `{"error":{"code","message"}}` with the HTTP status of the DIVS code.
  *
- * The dashboard (`/`, static files from ./dashboard, no build step) holds no data itself: it
- * asks for the token, keeps it in sessionStorage and calls the API with it. Its pages are
- * served with a strict Content-Security-Policy (no inline script, same-origin only).
+ * The dashboard (`/`, static files from ./dashboard on the shared kit, no build step; served by
+ * platform/http.ts `serveDashboard`) holds no data itself: it asks for the token, keeps it in
+ * sessionStorage and calls the API with it. Its pages are served with a strict
+ * Content-Security-Policy (no inline script, same-origin only).
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'hono';
 import { fail } from '../../protocol/src/errors.ts';
 import { grpc, type CallContext } from '../../platform/src/grpc.ts';
-import { createHttpApp, startHttp, type HttpEnv, type Readiness, type RunningHttp } from '../../platform/src/http.ts';
+import { createHttpApp, serveDashboard, startHttp, type HttpEnv, type Readiness, type RunningHttp } from '../../platform/src/http.ts';
 import type { Metrics } from '../../platform/src/metrics.ts';
 import { silentLogger, type Logger } from '../../platform/src/log.ts';
 import type { Authenticator, Principal } from './auth.ts';
@@ -42,18 +42,6 @@ export interface AsHttpOptions {
   host?: string;
   port?: number;
 }
-
-const DASHBOARD_DIR = fileURLToPath(new URL('./dashboard/', import.meta.url));
-
-/** Static files of the dashboard, read once at start-up. */
-const ASSETS: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
-  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
-};
-
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The bearer token from an HTTP request, checked by the AS's own access control [FW-ACL]. */
 function authenticate(auth: Authenticator, c: Context<HttpEnv>): Principal {
@@ -79,17 +67,7 @@ export function createAsHttpApp(o: AsHttpOptions) {
   const explorer = new LedgerExplorer(o.contract, { asName: o.asName });
   const app = createHttpApp({ service: 'as-node', log: o.log ?? silentLogger, ...(o.metrics ? { metrics: o.metrics } : {}), ...(o.ready ? { ready: o.ready } : {}) });
 
-  for (const [path, a] of Object.entries(ASSETS)) {
-    const body = readFileSync(`${DASHBOARD_DIR}${a.file}`);
-    app.get(path, (c) => {
-      c.header('Content-Type', a.type);
-      c.header('Content-Security-Policy', CSP);
-      c.header('X-Frame-Options', 'DENY');
-      c.header('Referrer-Policy', 'no-referrer');
-      c.header('Cache-Control', 'no-cache');
-      return c.body(new Uint8Array(body));
-    });
-  }
+  serveDashboard(app, { dir: fileURLToPath(new URL('./dashboard/', import.meta.url)), title: 'DIVS AS node — ledger explorer', brand: 'AS node', footer: 'operator dashboard' });
 
   app.use('/api/*', async (c, next) => {
     c.header('Cache-Control', 'no-store');

@@ -18,7 +18,7 @@ import { toBase64, toHex } from '../../protocol/src/bytes.ts';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { describeIdentity } from '../../protocol/src/identity.ts';
 import { grpc, makeClient, unary } from '../../platform/src/grpc.ts';
-import { GatewayConsumer, verifyReport } from '../../consumer/src/report.ts';
+import { GatewayConsumer, checkpointJson, endorsementJson, verifyReport } from '../../consumer/src/report.ts';
 import { int, parse, str } from './args.ts';
 import { CONNECTION, CONNECTION_OPTIONS, credentials, gatewaysOf, roots, tokenOf, type Values } from './connection.ts';
 
@@ -68,7 +68,6 @@ function describeDataset(d: DatasetDescription): Record<string, unknown> {
 
 /** A verified report as JSON: counts, findings, commitment and what it relied on. */
 export function reportJson(r: VerificationReport, gateway: string): Record<string, unknown> {
-  const cp = (c: { origin: string; size: number; rootHash: Uint8Array; signer: string } | undefined) => (c ? { origin: c.origin, size: c.size, rootHash: toHex(c.rootHash), signer: c.signer } : null);
   const invalidCount = r.invalid.reduce((n, x) => n + x.count, 0);
   const unverifiedCount = r.unverified.reduce((n, x) => n + x.count, 0);
   return {
@@ -89,20 +88,8 @@ export function reportJson(r: VerificationReport, gateway: string): Record<strin
     chain: r.chain ?? null,
     datasetCommitment: toHex(r.datasetCommitment),
     commitmentSize: r.commitmentSize,
-    endorsements: r.endorsements.map((e) => ({
-      ledgerId: e.ledgerId,
-      txId: e.txId,
-      txHash: toHex(e.txHash),
-      version: e.version,
-      latestTxId: e.latestTxId,
-      latestVersion: e.latestVersion,
-      ueKey: toHex(e.ueKey),
-      recordCount: e.recordCount,
-      outcome: e.outcome,
-      checkpoint: cp(e.checkpoint),
-      latestCheckpoint: cp(e.latestCheckpoint),
-    })),
-    checkpoints: r.checkpoints.map(cp),
+    endorsements: r.endorsements.map(endorsementJson),
+    checkpoints: r.checkpoints.map(checkpointJson),
     restrictedTo: r.ues.map(describeIdentity),
   };
 }

@@ -4,7 +4,8 @@
  * verify a dataset and check the signed report it returns with only the consortium trust
  * anchors — the gateway certificate must chain to a trusted root with the "gateway" role, its
  * key must sign `PAE("divs/verification-report", exact report bytes)`, and the report must be
- * the one asked for (dataset, nonce). Also lists the dataset descriptions a gateway grants.
+ * the one asked for (dataset, nonce). Also lists the dataset descriptions a gateway grants, and
+ * shows what a report relied on as JSON ({@link checkpointJson}, {@link endorsementJson}).
  *
  * @example
  * const gw = new GatewayConsumer({ address: 'gw.example:7443', token, anchors: { roots: [rootDer] } });
@@ -15,11 +16,13 @@ import { randomBytes } from 'node:crypto';
 import {
   GatewayConsumerServiceClient,
   VerificationReport,
+  type CheckpointUse,
   type DatasetDescription,
+  type EndorsementUse,
   type SignedVerificationReport,
 } from '../../proto/gen/divs/v1/gateway.ts';
 import type { UeIdentity } from '../../proto/gen/divs/v1/common.ts';
-import { Domain, equalBytes, pae } from '../../protocol/src/bytes.ts';
+import { Domain, equalBytes, pae, toHex } from '../../protocol/src/bytes.ts';
 import { fail } from '../../protocol/src/errors.ts';
 import { verifyChain } from '../../protocol/src/pki.ts';
 import { nodeVerify } from '../../protocol/src/suites.ts';
@@ -64,6 +67,52 @@ export function verifyReport(signed: SignedVerificationReport | undefined, ancho
   if (expect.datasetId !== undefined && report.datasetId !== expect.datasetId) fail('INVALID_ARGUMENT', `report is for dataset ${report.datasetId}, not ${expect.datasetId}`);
   if (expect.nonce !== undefined && !equalBytes(report.nonce, expect.nonce)) fail('INVALID_ARGUMENT', 'report nonce differs from the request: it answers another request');
   return { report, gateway };
+}
+
+/** A checkpoint a report relied on, as JSON. */
+export interface CheckpointJson {
+  origin: string;
+  size: number;
+  /** Lower-case hex. */
+  rootHash: string;
+  signer: string;
+}
+
+/** A checkpoint of a report as JSON (root hash in hex); null when the report has none there. */
+export function checkpointJson(c: CheckpointUse | undefined): CheckpointJson | null {
+  return c ? { origin: c.origin, size: c.size, rootHash: toHex(c.rootHash), signer: c.signer } : null;
+}
+
+/** An endorsement a report relied on, as JSON (hashes and keys in lower-case hex). */
+export interface EndorsementJson {
+  ledgerId: string;
+  txId: number;
+  txHash: string;
+  version: number;
+  latestTxId: number;
+  latestVersion: number;
+  ueKey: string;
+  recordCount: number;
+  outcome: string;
+  checkpoint: CheckpointJson | null;
+  latestCheckpoint: CheckpointJson | null;
+}
+
+/** An endorsement of a report as JSON: the version used, the latest one, and their checkpoints. */
+export function endorsementJson(e: EndorsementUse): EndorsementJson {
+  return {
+    ledgerId: e.ledgerId,
+    txId: e.txId,
+    txHash: toHex(e.txHash),
+    version: e.version,
+    latestTxId: e.latestTxId,
+    latestVersion: e.latestVersion,
+    ueKey: toHex(e.ueKey),
+    recordCount: e.recordCount,
+    outcome: e.outcome,
+    checkpoint: checkpointJson(e.checkpoint),
+    latestCheckpoint: checkpointJson(e.latestCheckpoint),
+  };
 }
 
 export interface GatewayConsumerOptions {

@@ -16,13 +16,13 @@
  * parameters INVALID_ARGUMENT.
  */
 import { X509Certificate } from 'node:crypto';
-import { SignedVerificationReport, VerificationReport, type CheckpointUse } from '../../proto/gen/divs/v1/gateway.ts';
+import { SignedVerificationReport, VerificationReport, type DatasetDescription } from '../../proto/gen/divs/v1/gateway.ts';
 import { JobAttestation, JobStatement, JobState } from '../../proto/gen/divs/v1/jobs.ts';
 import type { UeIdentity } from '../../proto/gen/divs/v1/common.ts';
 import { sha256, toHex } from '../../protocol/src/bytes.ts';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
 import { verifyAttestation } from '../../consumer/src/jobs.ts';
-import { verifyReport } from '../../consumer/src/report.ts';
+import { checkpointJson, endorsementJson, verifyReport } from '../../consumer/src/report.ts';
 import type { DatasetCatalog, DatasetConfig } from './datasets.ts';
 import { stateName, type JobManager } from './jobs/manager.ts';
 import { FINAL_STATES, type JobRecord } from './jobs/store.ts';
@@ -62,7 +62,12 @@ function certView(der: Uint8Array): CertView {
 }
 
 const identityView = (u: UeIdentity | undefined) => ({ imei: u?.imei ?? '', iccid: u?.iccid ?? '', eid: u?.eid ?? '', msisdn: u?.msisdn ?? '' });
-const cpView = (c: CheckpointUse | undefined) => (c ? { origin: c.origin, size: c.size, rootHash: toHex(c.rootHash), signer: c.signer } : null);
+
+/** What the dashboard shows of every dataset: its description and who it is granted to (never a record). */
+function datasetView(c: DatasetConfig, d: DatasetDescription) {
+  const { datasetId: id, description, schema, channel, contentTypes, recordCount, ueCount, firstTimestampMs, lastTimestampMs } = d;
+  return { id, description, schema, channel, contentTypes, grants: [...c.grants], recordCount, ueCount, firstTimestampMs, lastTimestampMs };
+}
 
 /** A check of a signature as a consumer would do it: verified, or the DIVS code it failed with. */
 export interface CheckView {
@@ -185,21 +190,8 @@ export class GatewayExplorer {
     const latest = this.#o.reports.latestPerDataset();
     return {
       datasets: this.#o.datasets.map((c) => {
-        const d = this.#o.catalog.describe(c, true);
         const r = latest.get(c.id);
-        return {
-          id: c.id,
-          description: c.description,
-          schema: c.schema,
-          channel: c.channel,
-          contentTypes: [...c.contentTypes],
-          grants: [...c.grants],
-          recordCount: d.recordCount,
-          ueCount: d.ueCount,
-          firstTimestampMs: d.firstTimestampMs,
-          lastTimestampMs: d.lastTimestampMs,
-          latestReport: r ? summarize(r) : null,
-        };
+        return { ...datasetView(c, this.#o.catalog.describe(c, true)), latestReport: r ? summarize(r) : null };
       }),
     };
   }
@@ -216,16 +208,7 @@ export class GatewayExplorer {
     const limit = Math.min(ueLimit, MAX_UE_PAGE);
     const d = this.#o.catalog.describe(c, false);
     return {
-      id: c.id,
-      description: c.description,
-      schema: c.schema,
-      channel: c.channel,
-      contentTypes: [...c.contentTypes],
-      grants: [...c.grants],
-      recordCount: d.recordCount,
-      ueCount: d.ueCount,
-      firstTimestampMs: d.firstTimestampMs,
-      lastTimestampMs: d.lastTimestampMs,
+      ...datasetView(c, d),
       ueOffset,
       ues: d.ues.slice(ueOffset, ueOffset + limit).map((u) => ({
         identity: identityView(u.identity),
@@ -264,20 +247,8 @@ export class GatewayExplorer {
       commitmentSize: rep.commitmentSize,
       ueCount: rep.ueCount,
       restrictedTo: rep.ues.map(identityView),
-      checkpoints: rep.checkpoints.map(cpView),
-      endorsements: rep.endorsements.map((e) => ({
-        ledgerId: e.ledgerId,
-        txId: e.txId,
-        txHash: toHex(e.txHash),
-        version: e.version,
-        latestTxId: e.latestTxId,
-        latestVersion: e.latestVersion,
-        ueKey: toHex(e.ueKey),
-        recordCount: e.recordCount,
-        outcome: e.outcome,
-        checkpoint: cpView(e.checkpoint),
-        latestCheckpoint: cpView(e.latestCheckpoint),
-      })),
+      checkpoints: rep.checkpoints.map(checkpointJson),
+      endorsements: rep.endorsements.map(endorsementJson),
       reportBytes: r.signed.report.length,
       reportHash: toHex(sha256(r.signed.report)),
       signature: toHex(r.signed.signature),

@@ -16,7 +16,8 @@
  * `GET /metrics` (Prometheus text; unauthenticated — bind the HTTP port to a management
  * network), a trace ID per request (`x-divs-trace-id`).
  *
- * Operator dashboard (when enabled): static pages at `/` (no build step, strict CSP) over a JSON
+ * Operator dashboard (when enabled): static pages at `/` (no build step, strict CSP; served by
+ * platform/http.ts `serveDashboard` with the shared kit at `/kit/*`) over a JSON
  * API, all `GET` with an operator's bearer token [FW-ACL] [SEC-1]:
  * - `/api/overview`, `/api/series?seconds=` (chart data);
  * - `/api/datasets`, `/api/datasets/:id?ueOffset&ueLimit` (descriptions only [SC2-1]);
@@ -24,7 +25,6 @@
  * - `/api/jobs?limit&state`, `/api/jobs/:id` (jobs with their attestations [SC2-4]).
  * Errors are JSON `{"error":{"code":"…","message":"…"}}` with the HTTP status of the code.
  */
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -34,7 +34,7 @@ import { SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { fromBase64, toHex } from '../../protocol/src/bytes.ts';
 import { DivsError, fail, httpStatusOf } from '../../protocol/src/errors.ts';
 import type { Logger } from '../../platform/src/log.ts';
-import { createHttpApp as createPlatformApp, type HttpEnv, type Readiness } from '../../platform/src/http.ts';
+import { createHttpApp as createPlatformApp, serveDashboard, type HttpEnv, type Readiness } from '../../platform/src/http.ts';
 import type { Metrics } from '../../platform/src/metrics.ts';
 import type { GatewayAuth } from './auth.ts';
 import { intParam, type GatewayExplorer } from './explorer.ts';
@@ -119,19 +119,6 @@ export interface HttpOptions {
   dashboard?: DashboardOptions;
 }
 
-const DASHBOARD_DIR = fileURLToPath(new URL('./dashboard/', import.meta.url));
-
-/** Static files of the dashboard. */
-const ASSETS: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
-  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
-};
-
-// same-origin only, no inline script: a value that slipped into the page as markup could not run
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
 /** The operator behind a dashboard API request (UNAUTHENTICATED without a token, PERMISSION_DENIED with another). */
 function operatorOf(operators: GatewayAuth, c: Context<HttpEnv>): string {
   const header = c.req.header('authorization');
@@ -146,17 +133,7 @@ function operatorOf(operators: GatewayAuth, c: Context<HttpEnv>): string {
 }
 
 function addDashboard(app: Hono<HttpEnv>, d: DashboardOptions): void {
-  for (const [path, a] of Object.entries(ASSETS)) {
-    const body = readFileSync(`${DASHBOARD_DIR}${a.file}`);
-    app.get(path, (c) => {
-      c.header('Content-Type', a.type);
-      c.header('Content-Security-Policy', CSP);
-      c.header('X-Frame-Options', 'DENY');
-      c.header('Referrer-Policy', 'no-referrer');
-      c.header('Cache-Control', 'no-cache');
-      return c.body(new Uint8Array(body));
-    });
-  }
+  serveDashboard(app, { dir: fileURLToPath(new URL('./dashboard/', import.meta.url)), title: 'DIVS gateway — operator dashboard', brand: 'gateway', footer: 'aggregator gateway · operator dashboard' });
   const x = d.explorer;
   app.use('/api/*', async (c, next) => {
     c.header('Cache-Control', 'no-store');

@@ -18,6 +18,7 @@ import { silentLogger } from '../../platform/src/log.ts';
 import { GatewayConsumer } from '../../consumer/src/report.ts';
 import { JobClient, codeHashOf, type VerifiedJobResult } from '../../consumer/src/jobs.ts';
 import { startStack, type Stack } from '../../test/helpers/divs.ts';
+import { expectCodedErrors, expectDashboardServed, getJson, promSample as sample, type JsonAnswer } from '../../test/helpers/http.ts';
 import { buildFleet, fleetSigner, registerFleet, type Fleet } from '../../ue/src/fleet.ts';
 import { UeClient } from '../../ue/src/client.ts';
 import { IngestClient } from '../src/client.ts';
@@ -41,21 +42,7 @@ let jobs: JobClient;
 let report: VerificationReport;
 let job: VerifiedJobResult;
 
-/** One Prometheus sample: its value, or undefined when no line has that name and those labels. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
-
-async function api(path: string, token = OPERATOR): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${base}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
+const api = (path: string, token = OPERATOR): Promise<JsonAnswer> => getJson(`${base}${path}`, token);
 
 beforeAll(async () => {
   s = await startStack(PLMN);
@@ -183,10 +170,7 @@ describe('dashboard API', () => {
     expect(consumer.body).toMatchObject({ error: { code: 'PERMISSION_DENIED' } });
     expect((await api('/api/jobs', 'Bearer-less garbage with spaces')).status).toBe(401);
     expect((await api('/api/overview', VIEWER)).status).toBe(200);
-    const page = await fetch(`${base}/`);
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
-    expect(await page.text()).toContain('/app.js');
+    await expectDashboardServed(base);
   });
 
   it('[SC2-1] [SC2-2] [VER-3] shows datasets as descriptions and the reports issued, matching the gRPC answers', async () => {
@@ -269,10 +253,7 @@ describe('dashboard API', () => {
       ['/api/datasets/meters?ueLimit=5000', 400, 'INVALID_ARGUMENT'],
       ['/api/nothing', 404, 'NOT_FOUND'],
     ];
-    for (const [path, status, code] of cases) {
-      const r = await api(path);
-      expect({ path, status: r.status, code: (r.body.error as { code: string } | undefined)?.code }).toEqual({ path, status, code });
-    }
+    await expectCodedErrors(api, cases);
   });
 });
 

@@ -12,6 +12,7 @@
  *   status of its code; anything else is a logged 500 that leaks nothing.
  *
  * Services add their own routes to the app from {@link createHttpApp}, then {@link startHttp}.
+ * An operator dashboard (static files, no build step) is added with {@link serveDashboard}.
  *
  * @example
  * const app = createHttpApp({ service: 'cef', metrics, ready: () => true });
@@ -19,8 +20,11 @@
  * // ... fetch(`${http.url}/readyz`) ...
  * await http.close();
  */
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Hono, type Context } from 'hono';
 import { routePath } from 'hono/route';
 import { createAdaptorServer } from '@hono/node-server';
@@ -110,6 +114,71 @@ export function createHttpApp(o: HttpAppOptions): Hono<HttpEnv> {
     });
   }
   return app;
+}
+
+/** A service's operator dashboard: its own files and the words of its page shell. */
+export interface DashboardFiles {
+  /** Folder with `header.html` (the top bar after the brand), `app.js`, `style.css`, `favicon.svg`. */
+  dir: string;
+  /** The page title. */
+  title: string;
+  /** The service name beside the DIVS brand. */
+  brand: string;
+  /** The footer's last words. */
+  footer: string;
+}
+
+const KIT_DIR = fileURLToPath(new URL('./dashboard-kit/', import.meta.url));
+
+// same-origin only, no inline script or style: a value that slipped into a page as markup could not run
+const DASHBOARD_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const TYPES = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  svg: 'image/svg+xml',
+} as const;
+
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+/**
+ * Serves an operator dashboard on `app`: the page at `/` (the kit's shell.html around the
+ * service's header.html), the service's `/app.js`, `/style.css`, `/favicon.svg`, and the shared
+ * kit at `/kit/kit.js` and `/kit/kit.css` (platform/src/dashboard-kit/). Every file is read once,
+ * here (a missing one fails start-up), and served with a strict Content-Security-Policy, no
+ * framing, no referrer and `Cache-Control: no-cache`. The page holds no data: its script calls
+ * the service's JSON API with the operator's bearer token.
+ *
+ * @example
+ * serveDashboard(app, { dir: fileURLToPath(new URL('./dashboard/', import.meta.url)), title: 'DIVS x — dashboard', brand: 'x', footer: 'operator dashboard' });
+ */
+export function serveDashboard(app: Hono<HttpEnv>, o: DashboardFiles): void {
+  const own = (file: string): Buffer => readFileSync(join(o.dir, file));
+  const kit = (file: string): Buffer => readFileSync(join(KIT_DIR, file));
+  const slots: Record<string, string> = { title: escapeHtml(o.title), brand: escapeHtml(o.brand), footer: escapeHtml(o.footer), header: own('header.html').toString('utf8').trimEnd() };
+  const shell = kit('shell.html')
+    .toString('utf8')
+    .replace(/\{\{(\w+)\}\}/g, (_, name: string) => slots[name] ?? '');
+  const files: Array<[path: string, bytes: Uint8Array, type: keyof typeof TYPES]> = [
+    ['/', Buffer.from(shell, 'utf8'), 'html'],
+    ['/app.js', own('app.js'), 'js'],
+    ['/style.css', own('style.css'), 'css'],
+    ['/favicon.svg', own('favicon.svg'), 'svg'],
+    ['/kit/kit.js', kit('kit.js'), 'js'],
+    ['/kit/kit.css', kit('kit.css'), 'css'],
+  ];
+  for (const [path, bytes, type] of files) {
+    const body = new Uint8Array(bytes);
+    app.get(path, (c) => {
+      c.header('Content-Type', TYPES[type]);
+      c.header('Content-Security-Policy', DASHBOARD_CSP);
+      c.header('X-Frame-Options', 'DENY');
+      c.header('Referrer-Policy', 'no-referrer');
+      c.header('Cache-Control', 'no-cache');
+      return c.body(body);
+    });
+  }
 }
 
 export interface HttpServerOptions {

@@ -12,9 +12,9 @@
  * CI=true it fails instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Page } from 'playwright-core';
 import { startStack, type Stack } from '../helpers/divs.ts';
-import { launchChromium, probeBrowser, requireBrowserInCi, screenshot, watchProblems, type Chromium } from '../helpers/browser.ts';
+import { probeBrowser, requireBrowserInCi, screenshot, signIn, signOut, textOf as text, useChromium, waitForHeading as heading, watchProblems } from '../helpers/browser.ts';
+import { expectCodedErrors, expectDashboardServed, getJson, type JsonAnswer } from '../helpers/http.ts';
 import { buildFleet, registerFleet, type Fleet, type SimulatedUe } from '../../ue/src/fleet.ts';
 import { UeClient } from '../../ue/src/client.ts';
 import { VerificationDataServiceClient, EndorsementView } from '../../proto/gen/divs/v1/consumer_as.ts';
@@ -44,10 +44,7 @@ const auth = (): { metadata: grpc.Metadata } => {
   return { metadata: md };
 };
 
-async function api(path: string, token: string | undefined = s.token): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`${base}${path}`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
-  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-}
+const api = (path: string, token: string = s.token): Promise<JsonAnswer> => getJson(`${base}${path}`, token);
 
 beforeAll(async () => {
   s = await startStack(PLMN);
@@ -89,11 +86,8 @@ describe('dashboard JSON API', () => {
     expect(wrong.body).toMatchObject({ error: { code: 'PERMISSION_DENIED' } });
     expect((await api('/api/ledger')).status).toBe(200);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
-    // the page itself holds no data, and forbids inline script and framing
-    const page = await fetch(`${base}/`);
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
-    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    // the page and the shared kit hold no data, and forbid inline script and framing
+    await expectDashboardServed(base);
   });
 
   it('[VER-4] [GEN-6] [END-3] shows every version of a UE exactly as the ledger holds it', async () => {
@@ -141,43 +135,22 @@ describe('dashboard JSON API', () => {
       ['/api/ue?imei=490154203237518', 404, 'NOT_REGISTERED'],
       ['/api/nothing-here', 404, 'NOT_FOUND'],
     ];
-    for (const [path, status, code] of cases) {
-      const r = await api(path);
-      expect({ path, status: r.status, code: (r.body.error as { code: string } | undefined)?.code }).toEqual({ path, status, code });
-    }
+    await expectCodedErrors(api, cases);
   });
 });
 
 describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
-  let chromium: Chromium;
-
-  beforeAll(async () => {
-    chromium = await launchChromium(browser);
-  }, 60_000);
-
-  afterAll(async () => {
-    await chromium?.close();
-  });
-
-  const text = async (page: Page, selector: string): Promise<string> => ((await page.locator(selector).first().textContent()) ?? '').trim();
-  const heading = (page: Page, title: string) => page.locator('h1', { hasText: title }).waitFor({ timeout: 10_000 });
+  const chromium = useChromium(browser);
 
   it('[VER-4] [FW-DM] [GEN-6] [UPD-3] signs in, then clicks block -> tx -> UE history -> previous version, showing what the ledger holds', async () => {
-    const page = await chromium.ctx.newPage();
+    const page = await chromium().ctx.newPage();
     const problems = watchProblems(page);
     const sync = makeClient(LedgerSyncServiceClient, s.asAddress);
     const info = await unary(sync, sync.getLedgerInfo, {}, auth());
     sync.close();
 
-    await page.goto(`${base}/`);
-    await page.locator('#login-form').waitFor();
     // a wrong token is refused and not kept
-    await page.fill('#token', 'certainly-not-the-token');
-    await page.click('#login-form button[type=submit]');
-    await page.locator('#login-form [role=alert]', { hasText: 'not accepted' }).waitFor();
-    await page.fill('#token', s.token);
-    await page.click('#login-form button[type=submit]');
-    await heading(page, 'Ledger overview');
+    await signIn(page, `${base}/`, { refused: 'certainly-not-the-token', token: s.token, heading: 'Ledger overview' });
     expect(await text(page, '[data-testid=stat-height] .value')).toBe(String(info.height));
     expect(await text(page, '[data-testid=stat-size] .value')).toBe(String(info.txCount));
     expect(await text(page, '[data-testid=stat-ues] .value')).toBe('4');
@@ -231,8 +204,7 @@ describe.skipIf(missing !== undefined)('dashboard in headless Chromium', () => {
     expect(await text(page, '[data-field=checkpoint-size]')).toBe(String(info.txCount));
     expect(await text(page, '[data-testid=signature-row]')).toMatch(/verified/);
 
-    await page.click('#logout');
-    await page.locator('#login-form').waitFor();
+    await signOut(page);
     expect(problems).toEqual([]);
     await page.close();
   });

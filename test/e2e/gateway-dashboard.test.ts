@@ -26,7 +26,8 @@ import { UeClient } from '../../ue/src/client.ts';
 import { smartMeter } from '../../ue/src/usecases.ts';
 import { startStack, type Stack } from '../helpers/divs.ts';
 import { spawnService, type ServiceProcess } from '../helpers/proc.ts';
-import { launchChromium, probeBrowser, requireBrowserInCi, screenshot, watchProblems, type Chromium } from '../helpers/browser.ts';
+import { probeBrowser, requireBrowserInCi, screenshot, signIn, signOut, textOf as text, useChromium, waitForHeading as heading, watchProblems } from '../helpers/browser.ts';
+import { expectDashboardServed, promSample } from '../helpers/http.ts';
 
 const PLMN = '26206';
 const UES = 4;
@@ -117,7 +118,7 @@ afterAll(async () => {
 });
 
 describe('gateway dashboard API (real processes)', () => {
-  it('[FW-ACL] [SEC-1] refuses the API without an operator token and serves health and metrics', async () => {
+  it('[FW-ACL] [SEC-1] refuses the API without an operator token and serves health, metrics and the dashboard files', async () => {
     const anon = await fetch(`${base}/api/datasets`);
     expect(anon.status).toBe(401);
     expect(await anon.json()).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
@@ -125,41 +126,25 @@ describe('gateway dashboard API (real processes)', () => {
     expect(consumer.status).toBe(403);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/^divs_gateway_records_ingested_total\{outcome="stored",service="gateway"\} 24$/m);
-    expect(metrics).toMatch(/^divs_jobs_finished_total\{state="SUCCEEDED",service="gateway"\} 1$/m);
+    expect(promSample(metrics, 'divs_gateway_records_ingested_total', { outcome: 'stored', service: 'gateway' })).toBe(24);
+    expect(promSample(metrics, 'divs_jobs_finished_total', { state: 'SUCCEEDED', service: 'gateway' })).toBe(1);
+    // the dashboard and the shared kit, served with a strict CSP
+    await expectDashboardServed(base);
   });
 });
 
 describe.skipIf(browser.missing !== undefined)('gateway dashboard in headless Chromium', () => {
-  let chromium: Chromium;
-
-  beforeAll(async () => {
-    chromium = await launchChromium(browser);
-  }, 60_000);
-
-  afterAll(async () => {
-    await chromium?.close();
-  });
-
-  const text = async (page: Page, selector: string): Promise<string> => ((await page.locator(selector).first().textContent()) ?? '').trim();
-  const heading = (page: Page, title: string) => page.locator('h1', { hasText: title }).waitFor({ timeout: 10_000 });
+  const chromium = useChromium(browser);
   const reasonCounts = (page: Page, table: string) =>
     page.locator(`[data-testid=${table}] [data-testid=reason-row]`).evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.getAttribute('data-reason'), Number(r.getAttribute('data-count'))])));
 
   it('[SC2-1] [SC2-2] [VER-3] [SC2-4] signs in, then datasets -> dataset -> report and jobs -> job, showing what the gRPC API answered', async () => {
-    const page = await chromium.ctx.newPage();
+    const page = await chromium().ctx.newPage();
     const problems = watchProblems(page);
     const expected = { VALID: report.validCount, ...Object.fromEntries(report.invalid.map((r) => [r.reason, r.count])), ...Object.fromEntries(report.unverified.map((r) => [r.reason, r.count])) };
 
-    await page.goto(`${base}/`);
-    await page.locator('#login-form').waitFor();
     // a consumer's token is no operator token: refused, not kept
-    await page.fill('#token', ALICE);
-    await page.click('#login-form button[type=submit]');
-    await page.locator('#login-form [role=alert]', { hasText: 'not accepted' }).waitFor();
-    await page.fill('#token', OPERATOR);
-    await page.click('#login-form button[type=submit]');
-    await heading(page, 'Gateway overview');
+    await signIn(page, `${base}/`, { refused: ALICE, token: OPERATOR, heading: 'Gateway overview' });
     expect(await text(page, '[data-testid=stat-records] .value')).toBe(String(UES * READINGS));
     expect(await text(page, '[data-testid=stat-ues] .value')).toBe(String(UES));
     expect(await text(page, '[data-testid=stat-datasets] .value')).toBe('2');
@@ -210,8 +195,7 @@ describe.skipIf(browser.missing !== undefined)('gateway dashboard in headless Ch
     expect(await text(page, '[data-testid=job-code]')).toBe(CODE);
     if (process.env.DIVS_SCREENSHOT_DIR) await screenshot(page, 'gateway-job.png');
 
-    await page.click('#logout');
-    await page.locator('#login-form').waitFor();
+    await signOut(page);
     expect(problems).toEqual([]);
     await page.close();
   });

@@ -11,17 +11,22 @@
  * @example
  * const b = await probeBrowser('gateway dashboard');
  * describe.skipIf(b.missing !== undefined)('in Chromium', () => {
- *   let chromium: Chromium;
- *   beforeAll(async () => { chromium = await launchChromium(b); });
- *   afterAll(() => chromium?.close());
- *   it('…', async () => { const page = await chromium.ctx.newPage(); … });
+ *   const chromium = useChromium(b);
+ *   it('…', async () => {
+ *     const page = await chromium().ctx.newPage();
+ *     const problems = watchProblems(page);
+ *     await signIn(page, base, { refused: 'wrong', token, heading: 'Overview' });
+ *     expect(await textOf(page, '[data-field=x]')).toBe('1');
+ *     await signOut(page);
+ *     expect(problems).toEqual([]);
+ *   });
  * });
  * requireBrowserInCi(b, 'gateway dashboard');
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
 
 type Playwright = typeof import('playwright-core');
@@ -91,6 +96,52 @@ export async function launchChromium(b: BrowserProbe, viewport = { width: 1360, 
     rmSync(profile, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** Launches Chromium before the tests of the enclosing `describe` and closes it after them; returns it. */
+export function useChromium(b: BrowserProbe): () => Chromium {
+  let chromium: Chromium | undefined;
+  beforeAll(async () => {
+    chromium = await launchChromium(b);
+  }, 60_000);
+  afterAll(async () => {
+    await chromium?.close();
+  });
+  return () => {
+    if (!chromium) throw new Error('Chromium is not running (use it inside a test)');
+    return chromium;
+  };
+}
+
+/** The trimmed text of the first element matching `selector`. */
+export async function textOf(page: Page, selector: string): Promise<string> {
+  return ((await page.locator(selector).first().textContent()) ?? '').trim();
+}
+
+/** Waits (10 s at most) for a page heading that contains `title`. */
+export function waitForHeading(page: Page, title: string): Promise<void> {
+  return page.locator('h1', { hasText: title }).waitFor({ timeout: 10_000 });
+}
+
+/**
+ * Signs in on a dashboard (the kit's sign-in form at `url`): first with `refused`, which must be
+ * turned away with a "not accepted" alert, then with `token`; waits for the `heading` after it.
+ */
+export async function signIn(page: Page, url: string, o: { refused: string; token: string; heading: string }): Promise<void> {
+  await page.goto(url);
+  await page.locator('#login-form').waitFor();
+  await page.fill('#token', o.refused);
+  await page.click('#login-form button[type=submit]');
+  await page.locator('#login-form [role=alert]', { hasText: 'not accepted' }).waitFor();
+  await page.fill('#token', o.token);
+  await page.click('#login-form button[type=submit]');
+  await waitForHeading(page, o.heading);
+}
+
+/** Signs out of a dashboard and waits for the sign-in form. */
+export async function signOut(page: Page): Promise<void> {
+  await page.click('#logout');
+  await page.locator('#login-form').waitFor();
 }
 
 /**

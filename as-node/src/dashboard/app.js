@@ -1,44 +1,9 @@
 // DIVS AS node dashboard: a small single-page app over the node's JSON API (/api/*).
 // No framework and no build step. Every value from the API is put into the page as text
 // (never parsed as HTML); the bearer token lives in sessionStorage for this tab only.
-'use strict';
+// The shared parts (DOM, formatting, charts, sign-in, routing) come from the kit (/kit/kit.js).
+import { api, badge, check, crumbs, fmtNum, fmtTime, h, kv, legend, page, s, shortHex, startDashboard, stat, table, valueChart } from '/kit/kit.js';
 
-const TOKEN_KEY = 'divs.as.token';
-const main = document.getElementById('main');
-
-// ------------------------------------------------------------------ tiny DOM helpers
-
-/** h('a', { href: '#/' }, 'text', child…): an element with attributes and text/element children. */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const SVG_NS = 'http://www.w3.org/2000/svg';
-function s(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
-}
-
-const fmtTime = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '—');
-const fmtNum = (n) => Number(n).toLocaleString('en-US');
-/** A hash shortened for tables; the full value in the tooltip. */
-const shortHex = (x, n = 12) => h('code', { title: x }, x && x.length > n ? x.slice(0, n) + '…' : x || '—');
-const badge = (text, cls) => h('span', { class: `badge ${cls || ''}` }, text);
-const check = (ok, yes = 'valid', no = 'INVALID') => (ok ? h('span', { class: 'check ok' }, '✓ ', yes) : h('span', { class: 'check bad' }, '✗ ', no));
 const txLink = (id) => h('a', { href: `#/tx/${id}`, 'data-tx-link': id }, `#${id}`);
 const blockLink = (height) => h('a', { href: `#/block/${height}` }, `#${height}`);
 
@@ -50,88 +15,17 @@ function ueHref(id) {
   return `#/ue?eid=${encodeURIComponent(id.eid)}`;
 }
 const identityText = (id) => (id ? [id.imei && `IMEI ${id.imei}`, id.msisdn && id.msisdn].filter(Boolean).join(' · ') : '—');
-
-function kv(rows) {
-  return h(
-    'table',
-    { class: 'kv' },
-    h('tbody', {}, rows.filter(Boolean).map(([k, v, field]) => h('tr', {}, h('th', {}, k), h('td', field ? { 'data-field': field } : {}, v)))),
-  );
-}
-
-function table(head, rows, attrs) {
-  return h(
-    'div',
-    { class: 'scroll' },
-    h(
-      'table',
-      attrs || {},
-      h('thead', {}, h('tr', {}, head.map((c) => (typeof c === 'string' ? h('th', {}, c) : h('th', { class: c.cls }, c.text))))),
-      h('tbody', {}, rows),
-    ),
-  );
-}
-
-function page(title, sub, crumbs, ...body) {
-  main.replaceChildren(
-    h(
-      'div',
-      { class: 'head' },
-      h('div', {}, crumbs ? h('div', { class: 'crumbs' }, crumbs) : null, h('h1', {}, title), sub ? h('div', { class: 'sub' }, sub) : null),
-    ),
-    ...body,
-  );
-}
-
-// ------------------------------------------------------------------ API access
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function api(path) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) throw new ApiError(401, 'UNAUTHENTICATED', 'sign in first');
-  const res = await fetch(path, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    body = null;
-  }
-  if (!res.ok) throw new ApiError(res.status, body?.error?.code || 'HTTP_' + res.status, body?.error?.message || res.statusText);
-  return body;
-}
+/** A pager button: a link, or greyed out text where there is nothing to go to. */
+const pageLink = (href, text) => (href !== null ? h('a', { href }, text) : h('span', {}, text));
 
 // ------------------------------------------------------------------ charts
-
-/** Round axis ticks (steps of 1, 2 or 5 × 10^k) from 0 to at least `max`. */
-function ticks(max) {
-  const raw = Math.max(1, max) / 4;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw));
-  const out = [];
-  for (let v = 0; v < max + step; v += step) out.push(v);
-  if (out[out.length - 1] < max) out.push(out[out.length - 1] + step);
-  return out;
-}
 
 /** Stacked bars of registrations and updates per block. */
 function endorsementChart(blocks) {
   const W = 560, H = 220, L = 40, R = 10, T = 12, B = 28;
-  const marks = ticks(Math.max(1, ...blocks.map((b) => b.registrations + b.updates + b.other)));
-  const max = marks[marks.length - 1];
+  const { svg, y, baseline } = valueChart({ W, H, L, R, T, B, top: Math.max(1, ...blocks.map((b) => b.registrations + b.updates + b.other)), label: 'Endorsements per block' });
   const step = (W - L - R) / Math.max(blocks.length, 1);
   const bw = Math.max(2, Math.min(28, step * 0.7));
-  const y = (v) => T + (H - T - B) * (1 - v / max);
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Endorsements per block' });
-  for (const v of marks) {
-    svg.append(s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
-  }
   blocks.forEach((b, i) => {
     const x = L + i * step + (step - bw) / 2;
     const g = s('g', {});
@@ -145,27 +39,16 @@ function endorsementChart(blocks) {
     svg.append(link);
     if (blocks.length <= 16 || i % Math.ceil(blocks.length / 12) === 0) svg.append(s('text', { x: x + bw / 2, y: H - 10, 'text-anchor': 'middle' }, `#${b.height}`));
   });
-  svg.append(s('line', { class: 'axis', x1: L, x2: W - R, y1: y(0), y2: y(0) }));
-  return h(
-    'div',
-    { class: 'chart', 'data-testid': 'chart-endorsements' },
-    svg,
-    h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'reg' }), 'registrations'), h('span', {}, h('i', { class: 'upd' }), 'updates')),
-  );
+  svg.append(baseline());
+  return h('div', { class: 'chart', 'data-testid': 'chart-endorsements' }, svg, legend([['reg', 'registrations'], ['upd', 'updates']]));
 }
 
 /** Ledger size (transactions) after each block, as an area. */
 function sizeChart(blocks) {
   const W = 560, H = 220, L = 48, R = 10, T = 12, B = 28;
-  const marks = ticks(Math.max(1, ...blocks.map((b) => b.treeSize)));
-  const max = marks[marks.length - 1];
+  const { svg, y, baseline } = valueChart({ W, H, L, R, T, B, top: Math.max(1, ...blocks.map((b) => b.treeSize)), label: 'Ledger size' });
   const n = Math.max(blocks.length - 1, 1);
   const x = (i) => L + ((W - L - R) * i) / n;
-  const y = (v) => T + (H - T - B) * (1 - v / max);
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Ledger size' });
-  for (const v of marks) {
-    svg.append(s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtNum(v)));
-  }
   if (blocks.length > 0) {
     const pts = blocks.map((b, i) => `${x(i)},${y(b.treeSize)}`).join(' ');
     svg.append(
@@ -176,7 +59,7 @@ function sizeChart(blocks) {
     const first = blocks[0], last = blocks[blocks.length - 1];
     svg.append(s('text', { x: x(0), y: H - 10, 'text-anchor': 'start' }, `#${first.height}`), s('text', { x: x(blocks.length - 1), y: H - 10, 'text-anchor': 'end' }, `#${last.height}`));
   }
-  svg.append(s('line', { class: 'axis', x1: L, x2: W - R, y1: y(0), y2: y(0) }));
+  svg.append(baseline());
   return h('div', { class: 'chart', 'data-testid': 'chart-size' }, svg);
 }
 
@@ -215,7 +98,7 @@ async function overview() {
       stat('Blocks', fmtNum(ledger.height), 'stat-height'),
       stat('Transactions', fmtNum(ledger.size), 'stat-size'),
       stat('Registered UEs', fmtNum(ledger.registeredUes), 'stat-ues'),
-      stat('Checkpoint', h('span', {}, `size ${fmtNum(cp.size)} `, own ? check(own.verified, 'signed', 'bad signature') : badge('unsigned', 'bad'), cos.length ? h('span', { class: 'muted' }, ` · ${cos.length} cosignature(s)`) : null), 'stat-checkpoint', true),
+      stat('Checkpoint', h('span', {}, `size ${fmtNum(cp.size)} `, own ? check(own.verified, 'signed', 'bad signature') : badge('unsigned', 'bad'), cos.length ? h('span', { class: 'muted' }, ` · ${cos.length} cosignature(s)`) : null), 'stat-checkpoint', { small: true }),
     ),
     h(
       'div',
@@ -234,10 +117,6 @@ async function overview() {
   );
 }
 
-function stat(label, value, id, small) {
-  return h('div', { class: 'stat', 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: small ? 'value small' : 'value' }, value));
-}
-
 async function blocksPage(params) {
   const limit = 25;
   const from = params.get('from');
@@ -247,7 +126,7 @@ async function blocksPage(params) {
   page(
     'Blocks',
     `${fmtNum(r.height)} blocks; showing #${r.from}–#${r.from + r.blocks.length - 1}`,
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / Blocks'),
+    crumbs(['#/', 'Overview'], 'Blocks'),
     h(
       'div',
       { class: 'card' },
@@ -255,8 +134,8 @@ async function blocksPage(params) {
       h(
         'div',
         { class: 'pager' },
-        newer !== null ? h('a', { href: `#/blocks?from=${newer}` }, '← Newer') : h('span', {}, '← Newer'),
-        older !== null ? h('a', { href: `#/blocks?from=${older}` }, 'Older →') : h('span', {}, 'Older →'),
+        pageLink(newer !== null ? `#/blocks?from=${newer}` : null, '← Newer'),
+        pageLink(older !== null ? `#/blocks?from=${older}` : null, 'Older →'),
       ),
     ),
   );
@@ -281,7 +160,7 @@ async function blockPage(height, params) {
   page(
     `Block #${b.height}`,
     `${fmtNum(b.txCount)} transactions · ${fmtTime(b.timestampMs)}`,
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / ', h('a', { href: '#/blocks' }, 'Blocks'), ` / #${b.height}`),
+    crumbs(['#/', 'Overview'], ['#/blocks', 'Blocks'], `#${b.height}`),
     h(
       'div',
       { class: 'chain' },
@@ -313,8 +192,8 @@ async function blockPage(height, params) {
       h(
         'div',
         { class: 'pager' },
-        offset > 0 ? h('a', { href: `#/block/${b.height}?offset=${Math.max(0, offset - limit)}` }, '← Previous') : h('span', {}, '← Previous'),
-        offset + limit < b.txCount ? h('a', { href: `#/block/${b.height}?offset=${offset + limit}` }, 'Next →') : h('span', {}, 'Next →'),
+        pageLink(offset > 0 ? `#/block/${b.height}?offset=${Math.max(0, offset - limit)}` : null, '← Previous'),
+        pageLink(offset + limit < b.txCount ? `#/block/${b.height}?offset=${offset + limit}` : null, 'Next →'),
       ),
     ),
   );
@@ -323,7 +202,7 @@ async function blockPage(height, params) {
 async function txPage(id) {
   const t = await api(`/api/tx/${encodeURIComponent(id)}`);
   const e = t.endorsement;
-  const crumbs = h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / ', h('a', { href: `#/block/${t.blockHeight}` }, `Block #${t.blockHeight}`), ` / Tx #${t.txId}`);
+  const trail = crumbs(['#/', 'Overview'], [`#/block/${t.blockHeight}`, `Block #${t.blockHeight}`], `Tx #${t.txId}`);
   const proof = h(
     'div',
     { class: 'card' },
@@ -337,7 +216,7 @@ async function txPage(id) {
     ]),
   );
   if (!e) {
-    page(`Transaction #${t.txId}`, `${t.type} · block #${t.blockHeight}`, crumbs, proof);
+    page(`Transaction #${t.txId}`, `${t.type} · block #${t.blockHeight}`, trail, proof);
     return;
   }
   const reg = e.registration;
@@ -346,7 +225,7 @@ async function txPage(id) {
   page(
     `Transaction #${t.txId}`,
     h('span', {}, badge(`version ${e.version}`), ' ', badge(e.reason, e.version > 1 ? 'warn' : ''), ' ', e.isLatest ? badge('latest version', 'ok') : badge('superseded', 'grey')),
-    crumbs,
+    trail,
     h(
       'div',
       { class: 'chain', 'data-testid': 'version-chain' },
@@ -462,7 +341,7 @@ async function uePage(params) {
       ),
     ),
   );
-  page(`UE history`, `Every endorsed version for ${what}, newest first`, h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / UE'), ...cards);
+  page(`UE history`, `Every endorsed version for ${what}, newest first`, crumbs(['#/', 'Overview'], 'UE'), ...cards);
 }
 
 async function checkpointsPage() {
@@ -471,7 +350,7 @@ async function checkpointsPage() {
   page(
     'Checkpoints',
     'The ledger head signed by this AS (C2SP signed note) and cosigned by witnesses',
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / Checkpoints'),
+    crumbs(['#/', 'Overview'], 'Checkpoints'),
     h(
       'div',
       { class: 'grid two' },
@@ -520,40 +399,7 @@ async function checkpointsPage() {
   );
 }
 
-function loginPage(message) {
-  document.getElementById('nav').hidden = true;
-  document.getElementById('search').hidden = true;
-  document.getElementById('who').hidden = true;
-  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', required: true, placeholder: 'bearer token' });
-  const form = h(
-    'form',
-    { class: 'card login', id: 'login-form' },
-    h('h1', {}, 'Sign in'),
-    h('p', {}, 'The ledger explorer is an operator tool. Use a consumer or admin bearer token of this AS node (e.g. the ', h('code', {}, 'consumer.token'), ' file in its data directory).'),
-    message ? h('div', { class: 'error', role: 'alert' }, message) : null,
-    h('label', { for: 'token' }, 'Token'),
-    input,
-    h('button', { type: 'submit' }, 'Sign in'),
-  );
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-    try {
-      await api('/api/ledger');
-      loadLedgerId();
-      // a changed hash routes through hashchange; an unchanged one needs an explicit route
-      if (location.hash === '' || location.hash === '#/') route();
-      else location.hash = '#/';
-    } catch (e) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      loginPage(e.status === 401 || e.status === 403 ? 'This token is not accepted by the AS node.' : `Sign-in failed: ${e.message}`);
-    }
-  });
-  main.replaceChildren(form);
-  input.focus();
-}
-
-// ------------------------------------------------------------------ routing
+// ------------------------------------------------------------------ search and start
 
 function searchTarget(q) {
   const v = q.trim().replace(/\s+/g, '');
@@ -567,35 +413,6 @@ function searchTarget(q) {
   return null;
 }
 
-async function route() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const raw = location.hash.replace(/^#/, '') || '/';
-  const [path, query] = raw.split('?');
-  const params = new URLSearchParams(query || '');
-  if (!token) return loginPage();
-  document.getElementById('nav').hidden = false;
-  document.getElementById('search').hidden = false;
-  document.getElementById('who').hidden = false;
-  for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', (path === '/' && a.dataset.nav === 'overview') || path.startsWith(`/${a.dataset.nav}`));
-  let m;
-  try {
-    if (path === '/' || path === '') await overview();
-    else if (path === '/blocks') await blocksPage(params);
-    else if ((m = /^\/block\/(\d+)$/.exec(path))) await blockPage(m[1], params);
-    else if ((m = /^\/tx\/(\d+)$/.exec(path))) await txPage(m[1]);
-    else if (path === '/ue') await uePage(params);
-    else if (path === '/checkpoints') await checkpointsPage();
-    else page('Not found', `No page ${path}`, h('a', { href: '#/' }, 'Overview'));
-    window.scrollTo(0, 0);
-  } catch (e) {
-    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      return loginPage('Your session is no longer accepted; sign in again.');
-    }
-    page(e instanceof ApiError && e.status === 404 ? 'Not found' : 'Something went wrong', null, h('a', { href: '#/' }, 'Overview'), h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, `${e.code || 'ERROR'}: ${e.message}`));
-  }
-}
-
 async function loadLedgerId() {
   try {
     const l = await api('/api/ledger');
@@ -605,11 +422,6 @@ async function loadLedgerId() {
   }
 }
 
-document.getElementById('logout').addEventListener('click', () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.hash = '#/';
-  loginPage('Signed out.');
-});
 document.getElementById('search').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const input = document.getElementById('search-input');
@@ -623,9 +435,26 @@ document.getElementById('search').addEventListener('submit', (ev) => {
     input.addEventListener('input', () => input.setCustomValidity(''), { once: true });
   }
 });
-window.addEventListener('hashchange', () => {
-  route();
-  loadLedgerId();
+
+startDashboard({
+  tokenKey: 'divs.as.token',
+  chrome: ['nav', 'search', 'who'],
+  login: {
+    placeholder: 'bearer token',
+    intro: ['The ledger explorer is an operator tool. Use a consumer or admin bearer token of this AS node (e.g. the ', h('code', {}, 'consumer.token'), ' file in its data directory).'],
+    probe: '/api/ledger',
+    refused: 'This token is not accepted by the AS node.',
+    onSignedIn: loadLedgerId,
+  },
+  routes: [
+    ['/', overview],
+    ['/blocks', blocksPage],
+    [/^\/block\/(\d+)$/, blockPage],
+    [/^\/tx\/(\d+)$/, txPage],
+    ['/ue', uePage],
+    ['/checkpoints', checkpointsPage],
+  ],
 });
-route();
+// the ledger ID in the top bar follows every page change
+window.addEventListener('hashchange', loadLedgerId);
 loadLedgerId();

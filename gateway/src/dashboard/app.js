@@ -1,74 +1,15 @@
 // DIVS gateway operator dashboard: a small single-page app over the gateway's JSON API (/api/*).
 // No framework, no build step, nothing from a CDN. Every value from the API goes into the page
 // as text (never parsed as HTML); the operator's bearer token lives in sessionStorage (this tab).
-'use strict';
+// The shared parts (DOM, formatting, charts, sign-in, routing) come from the kit (/kit/kit.js).
+import { api, badge, check, crumbs, fmtMs, fmtNum, fmtTime, h, kv, legend, page, s, shortHex, startDashboard, stat, table as kitTable, valueChart } from '/kit/kit.js';
 
-const TOKEN_KEY = 'divs.gateway.token';
-const main = document.getElementById('main');
 /** The overview's refresh timer (charts update in place while the overview is shown). */
 let refreshTimer = null;
 
-// ------------------------------------------------------------------ DOM helpers
-
-/** h('a', { href: '#/' }, 'text', child…): an element with attributes and text/element children. */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-const SVG_NS = 'http://www.w3.org/2000/svg';
-function s(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return el;
-}
-
-const fmtTime = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '—');
-const fmtNum = (n) => Number(n).toLocaleString('en-US');
-function fmtMs(ms) {
-  if (ms === null || ms === undefined) return '—';
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  return `${(ms / 60_000).toFixed(1)} min`;
-}
-const shortHex = (x, n = 12) => h('code', { title: x }, x && x.length > n ? x.slice(0, n) + '…' : x || '—');
-const badge = (text, cls) => h('span', { class: `badge ${cls || ''}` }, text);
-const check = (ok, yes, no) => (ok ? h('span', { class: 'check ok' }, '✓ ', yes) : h('span', { class: 'check bad' }, '✗ ', no));
 const identityText = (id) => (id ? [id.imei && `IMEI ${id.imei}`, id.iccid && `ICCID ${id.iccid}`, id.eid && `EID ${id.eid}`, id.msisdn].filter(Boolean).join(' · ') : '—');
-
-function kv(rows) {
-  return h('table', { class: 'kv' }, h('tbody', {}, rows.filter(Boolean).map(([k, v, field]) => h('tr', {}, h('th', {}, k), h('td', field ? { 'data-field': field } : {}, v)))));
-}
-
-function table(head, rows, attrs) {
-  return h(
-    'div',
-    { class: 'scroll' },
-    h(
-      'table',
-      attrs || {},
-      h('thead', {}, h('tr', {}, head.map((c) => (typeof c === 'string' ? h('th', {}, c) : h('th', { class: c.cls }, c.text))))),
-      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: head.length, class: 'empty' }, 'nothing yet'))),
-    ),
-  );
-}
-
-function page(title, sub, crumbs, ...body) {
-  main.replaceChildren(h('div', { class: 'head' }, h('div', {}, crumbs ? h('div', { class: 'crumbs' }, crumbs) : null, h('h1', {}, title), sub ? h('div', { class: 'sub' }, sub) : null)), ...body);
-}
-
-const stat = (label, value, id, note) => h('div', { class: 'stat', 'data-testid': id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value), note ? h('div', { class: 'note' }, note) : null);
+/** Tables of this dashboard say so when they are empty. */
+const table = (head, rows, attrs) => kitTable(head, rows, attrs, 'nothing yet');
 
 /** Valid / invalid / unverified as one horizontal meter (widths through CSSOM: the CSP forbids style attributes). */
 function meter(r) {
@@ -87,58 +28,15 @@ function meter(r) {
   );
 }
 
-// ------------------------------------------------------------------ API access
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-async function api(path) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) throw new ApiError(401, 'UNAUTHENTICATED', 'sign in first');
-  const res = await fetch(path, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } });
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    body = null;
-  }
-  if (!res.ok) throw new ApiError(res.status, body?.error?.code || `HTTP_${res.status}`, body?.error?.message || res.statusText);
-  return body;
-}
-
 // ------------------------------------------------------------------ charts (inline SVG)
-
-/** Round axis ticks (steps of 1, 2 or 5 × 10^k) from 0 to at least `max`. */
-function ticks(max) {
-  const raw = Math.max(1, max) / 4;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw));
-  const out = [];
-  for (let v = 0; v < max + step; v += step) out.push(v);
-  if (out[out.length - 1] < max) out.push(out[out.length - 1] + step);
-  return out;
-}
-
-function axes(svg, marks, y, L, R, W, fmt) {
-  for (const v of marks) svg.append(s('line', { class: 'grid-line', x1: L, x2: W - R, y1: y(v), y2: y(v) }), s('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
-}
 
 /** Records acknowledged per second (stored, duplicate, rejected), stacked, oldest left. */
 function ingestChart(series) {
   const W = 560, H = 220, L = 44, R = 10, T = 12, B = 28;
   const n = series.stored.length;
   const totals = series.stored.map((v, i) => v + series.duplicate[i] + series.rejected[i]);
-  const marks = ticks(Math.max(1, ...totals));
-  const max = marks[marks.length - 1];
+  const { svg, y, baseline } = valueChart({ W, H, L, R, T, B, top: Math.max(1, ...totals), label: 'Records acknowledged per second' });
   const step = (W - L - R) / Math.max(1, n);
-  const y = (v) => T + (H - T - B) * (1 - v / max);
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Records acknowledged per second' });
-  axes(svg, marks, y, L, R, W, fmtNum);
   for (let i = 0; i < n; i++) {
     if (totals[i] === 0) continue;
     const x = L + i * step;
@@ -155,7 +53,7 @@ function ingestChart(series) {
   }
   const mins = Math.round((n * series.stepMs) / 60_000);
   svg.append(
-    s('line', { class: 'axis', x1: L, x2: W - R, y1: y(0), y2: y(0) }),
+    baseline(),
     s('text', { x: L, y: H - 10, 'text-anchor': 'start' }, `−${mins} min`),
     s('text', { x: W - R, y: H - 10, 'text-anchor': 'end' }, 'now'),
   );
@@ -163,7 +61,7 @@ function ingestChart(series) {
     'div',
     { class: 'chart', 'data-testid': 'chart-ingest', 'data-total': totals.reduce((a, b) => a + b, 0) },
     svg,
-    h('div', { class: 'legend' }, ['stored', 'duplicate', 'rejected'].map((k) => h('span', {}, h('i', { class: k }), k))),
+    legend(['stored', 'duplicate', 'rejected'].map((k) => [k, k])),
   );
 }
 
@@ -193,7 +91,7 @@ function outcomeChart(outcomes) {
     'div',
     { class: 'chart', 'data-testid': 'chart-outcomes' },
     svg,
-    h('div', { class: 'legend' }, ['valid', 'invalid', 'unverified'].map((k) => h('span', {}, h('i', { class: k }), k))),
+    legend(['valid', 'invalid', 'unverified'].map((k) => [k, k])),
   );
 }
 
@@ -202,13 +100,9 @@ function jobChart(jobs) {
   // full card width: a wider canvas keeps text at the size of the other charts
   const W = 1100, H = 220, L = 52, R = 10, T = 12, B = 28;
   const totals = jobs.map((j) => (j.waitMs + j.runMs) / 1000);
-  const marks = ticks(Math.max(1, ...totals));
-  const max = marks[marks.length - 1];
+  const { svg, y, baseline } = valueChart({ W, H, L, R, T, B, top: Math.max(1, ...totals), label: 'Job durations', fmt: (v) => `${fmtNum(v)} s` });
   const step = (W - L - R) / Math.max(jobs.length, 20);
   const bw = Math.max(3, Math.min(30, step * 0.7));
-  const y = (v) => T + (H - T - B) * (1 - v / max);
-  const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'Job durations' });
-  axes(svg, marks, y, L, R, W, (v) => `${fmtNum(v)} s`);
   if (jobs.length === 0) svg.append(s('text', { x: (W + L) / 2, y: H / 2, 'text-anchor': 'middle', class: 'empty-note' }, 'no finished job yet'));
   jobs.forEach((j, i) => {
     const x = L + i * step + (step - bw) / 2;
@@ -228,13 +122,8 @@ function jobChart(jobs) {
       ),
     );
   });
-  svg.append(s('line', { class: 'axis', x1: L, x2: W - R, y1: y(0), y2: y(0) }));
-  return h(
-    'div',
-    { class: 'chart', 'data-testid': 'chart-jobs' },
-    svg,
-    h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'wait' }), 'waiting (approval, queue)'), h('span', {}, h('i', { class: 'run' }), 'verifying and running')),
-  );
+  svg.append(baseline());
+  return h('div', { class: 'chart', 'data-testid': 'chart-jobs' }, svg, legend([['wait', 'waiting (approval, queue)'], ['run', 'verifying and running']]));
 }
 
 // ------------------------------------------------------------------ pages
@@ -260,12 +149,12 @@ async function overview() {
     h(
       'div',
       { class: 'stats' },
-      stat('Records stored', fmtNum(o.store.records), 'stat-records', `${fmtNum(o.store.channels)} channel(s)`),
+      stat('Records stored', fmtNum(o.store.records), 'stat-records', { note: `${fmtNum(o.store.channels)} channel(s)` }),
       stat('UEs', fmtNum(o.store.ues), 'stat-ues'),
       stat('Datasets', fmtNum(o.datasets), 'stat-datasets'),
-      stat('Ingested since start', fmtNum(t.ingest.stored), 'stat-ingested', `${fmtNum(t.ingest.duplicate)} duplicate · ${fmtNum(t.ingest.rejected)} rejected`),
-      stat('Verified since start', fmtNum(t.verification.records), 'stat-verified', `${fmtNum(t.verification.runs)} run(s) · ${fmtNum(t.verification.valid)} valid`),
-      stat('Jobs', o.jobs.enabled ? `${fmtNum(o.jobs.running)} running` : 'disabled', 'stat-jobs', o.jobs.enabled ? `${fmtNum(o.jobs.queued)} queued · ${fmtNum(o.jobs.pendingApproval)} awaiting approval` : null),
+      stat('Ingested since start', fmtNum(t.ingest.stored), 'stat-ingested', { note: `${fmtNum(t.ingest.duplicate)} duplicate · ${fmtNum(t.ingest.rejected)} rejected` }),
+      stat('Verified since start', fmtNum(t.verification.records), 'stat-verified', { note: `${fmtNum(t.verification.runs)} run(s) · ${fmtNum(t.verification.valid)} valid` }),
+      stat('Jobs', o.jobs.enabled ? `${fmtNum(o.jobs.running)} running` : 'disabled', 'stat-jobs', { note: o.jobs.enabled ? `${fmtNum(o.jobs.queued)} queued · ${fmtNum(o.jobs.pendingApproval)} awaiting approval` : null }),
     ),
     charts,
   );
@@ -296,7 +185,7 @@ async function datasetsPage() {
   page(
     'Datasets',
     'What consumers are offered: descriptions only — the records stay on this gateway',
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / Datasets'),
+    crumbs(['#/', 'Overview'], 'Datasets'),
     h(
       'div',
       { class: 'card' },
@@ -353,7 +242,7 @@ async function datasetPage(id) {
   page(
     `Dataset ${d.id}`,
     d.description || null,
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / ', h('a', { href: '#/datasets' }, 'Datasets'), ` / ${d.id}`),
+    crumbs(['#/', 'Overview'], ['#/datasets', 'Datasets'], d.id),
     h(
       'div',
       { class: 'grid two' },
@@ -415,7 +304,7 @@ async function datasetPage(id) {
 
 async function reportsPage() {
   const r = await api('/api/reports?limit=100');
-  page('Verification reports', 'Signed reports this gateway issued, newest first', h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / Reports'), h('div', { class: 'card' }, table(['Dataset', ...REPORT_HEAD], reportRows(r.reports).map((row, i) => (row.prepend(h('td', {}, h('a', { href: `#/datasets/${encodeURIComponent(r.reports[i].datasetId)}` }, r.reports[i].datasetId))), row)))));
+  page('Verification reports', 'Signed reports this gateway issued, newest first', crumbs(['#/', 'Overview'], 'Reports'), h('div', { class: 'card' }, table(['Dataset', ...REPORT_HEAD], reportRows(r.reports).map((row, i) => (row.prepend(h('td', {}, h('a', { href: `#/datasets/${encodeURIComponent(r.reports[i].datasetId)}` }, r.reports[i].datasetId))), row)))));
 }
 
 const cpRow = (c) => h('tr', { 'data-testid': 'checkpoint-row' }, h('td', {}, h('code', {}, c.origin)), h('td', { class: 'num' }, fmtNum(c.size)), h('td', {}, shortHex(c.rootHash, 24)), h('td', {}, c.signer));
@@ -426,7 +315,7 @@ async function reportPage(id) {
   page(
     `Verification report #${r.id}`,
     h('span', {}, `dataset ${r.datasetId} · `, r.complete ? badge('complete', 'ok') : badge('incomplete', 'warn'), ' ', sig.verified ? badge('signature verified', 'ok') : badge('signature does not verify', 'bad')),
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / ', h('a', { href: `#/datasets/${encodeURIComponent(r.datasetId)}` }, `Dataset ${r.datasetId}`), ` / Report #${r.id}`),
+    crumbs(['#/', 'Overview'], [`#/datasets/${encodeURIComponent(r.datasetId)}`, `Dataset ${r.datasetId}`], `Report #${r.id}`),
     h(
       'div',
       { class: 'grid two' },
@@ -512,7 +401,7 @@ async function jobsPage(params) {
   page(
     'Jobs',
     r.enabled ? `Consumer jobs of every consumer, newest first${state ? ` (state ${state})` : ''}` : 'Jobs are disabled on this gateway',
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / Jobs'),
+    crumbs(['#/', 'Overview'], 'Jobs'),
     h(
       'div',
       { class: 'card' },
@@ -545,7 +434,7 @@ async function jobPage(id) {
   page(
     `Job ${j.jobId}`,
     h('span', {}, badge(j.state, j.state), ` · ${j.consumer} on ${j.datasetId} · ${j.detail}`),
-    h('span', {}, h('a', { href: '#/' }, 'Overview'), ' / ', h('a', { href: '#/jobs' }, 'Jobs'), ` / ${j.jobId.slice(0, 8)}…`),
+    crumbs(['#/', 'Overview'], ['#/jobs', 'Jobs'], `${j.jobId.slice(0, 8)}…`),
     h(
       'div',
       { class: 'grid two' },
@@ -602,66 +491,7 @@ async function jobPage(id) {
   );
 }
 
-function loginPage(message) {
-  for (const id of ['nav', 'who']) document.getElementById(id).hidden = true;
-  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'off', required: true, placeholder: 'operator bearer token' });
-  const form = h(
-    'form',
-    { class: 'card login', id: 'login-form' },
-    h('h1', {}, 'Sign in'),
-    h('p', {}, 'The gateway dashboard is for its operators: use a token of ', h('code', {}, 'jobs.admins'), ' or ', h('code', {}, 'dashboard.operators'), ' in the gateway configuration.'),
-    message ? h('div', { class: 'error', role: 'alert' }, message) : null,
-    h('label', { for: 'token' }, 'Token'),
-    input,
-    h('button', { type: 'submit' }, 'Sign in'),
-  );
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-    try {
-      await api('/api/overview');
-      if (location.hash === '' || location.hash === '#/') route();
-      else location.hash = '#/';
-    } catch (e) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      loginPage(e.status === 401 || e.status === 403 ? 'This token is not accepted by the gateway.' : `Sign-in failed: ${e.message}`);
-    }
-  });
-  main.replaceChildren(form);
-  input.focus();
-}
-
-// ------------------------------------------------------------------ routing
-
-async function route() {
-  clearInterval(refreshTimer);
-  refreshTimer = null;
-  const raw = location.hash.replace(/^#/, '') || '/';
-  const [path, query] = raw.split('?');
-  const params = new URLSearchParams(query || '');
-  if (!sessionStorage.getItem(TOKEN_KEY)) return loginPage();
-  for (const id of ['nav', 'who']) document.getElementById(id).hidden = false;
-  for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', (path === '/' && a.dataset.nav === 'overview') || path.startsWith(`/${a.dataset.nav}`));
-  let m;
-  try {
-    if (path === '/' || path === '') await overview();
-    else if (path === '/datasets') await datasetsPage();
-    else if ((m = /^\/datasets\/([^/]+)$/.exec(path))) await datasetPage(decodeURIComponent(m[1]));
-    else if (path === '/reports') await reportsPage();
-    else if ((m = /^\/reports\/(\d+)$/.exec(path))) await reportPage(m[1]);
-    else if (path === '/jobs') await jobsPage(params);
-    else if ((m = /^\/jobs\/([^/]+)$/.exec(path))) await jobPage(decodeURIComponent(m[1]));
-    else page('Not found', `No page ${path}`, h('a', { href: '#/' }, 'Overview'));
-    window.scrollTo(0, 0);
-    loadGatewayId();
-  } catch (e) {
-    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      return loginPage('Your session is no longer accepted; sign in again.');
-    }
-    page(e instanceof ApiError && e.status === 404 ? 'Not found' : 'Something went wrong', null, h('a', { href: '#/' }, 'Overview'), h('div', { class: 'error', role: 'alert', 'data-testid': 'error' }, `${e.code || 'ERROR'}: ${e.message}`));
-  }
-}
+// ------------------------------------------------------------------ start
 
 let gatewayId = '';
 async function loadGatewayId() {
@@ -674,12 +504,31 @@ async function loadGatewayId() {
   }
 }
 
-document.getElementById('logout').addEventListener('click', () => {
-  clearInterval(refreshTimer);
-  sessionStorage.removeItem(TOKEN_KEY);
-  gatewayId = '';
-  location.hash = '#/';
-  loginPage('Signed out.');
+startDashboard({
+  tokenKey: 'divs.gateway.token',
+  chrome: ['nav', 'who'],
+  login: {
+    placeholder: 'operator bearer token',
+    intro: ['The gateway dashboard is for its operators: use a token of ', h('code', {}, 'jobs.admins'), ' or ', h('code', {}, 'dashboard.operators'), ' in the gateway configuration.'],
+    probe: '/api/overview',
+    refused: 'This token is not accepted by the gateway.',
+  },
+  routes: [
+    ['/', overview],
+    ['/datasets', datasetsPage],
+    [/^\/datasets\/([^/]+)$/, datasetPage],
+    ['/reports', reportsPage],
+    [/^\/reports\/(\d+)$/, reportPage],
+    ['/jobs', jobsPage],
+    [/^\/jobs\/([^/]+)$/, jobPage],
+  ],
+  // the overview's charts stop following the gateway once another page (or the sign-in) shows
+  beforeRoute: () => {
+    clearInterval(refreshTimer);
+    refreshTimer = null;
+  },
+  afterRoute: loadGatewayId,
+  onSignOut: () => {
+    gatewayId = '';
+  },
 });
-window.addEventListener('hashchange', route);
-route();
