@@ -70,6 +70,47 @@ describe('multi-buffer SHA-256', () => {
     expect(hex(n.digest(at))).toBe(ref(0x01, m));
   });
 
+  it('[GEN-2] hashes messages that end at the very top of its arena (16-byte chunked copies), before and after the memory grows', () => {
+    for (const grow of [false, true]) {
+      h.reset();
+      if (grow) h.alloc(h.bytes.length);
+      const cases: { pre: number; a: Uint8Array; b: Uint8Array; at: number }[] = [];
+      for (const [la, lb] of [[0, 0], [1, 0], [15, 1], [16, 16], [17, 31], [33, 0], [64, 1], [209, 0], [32, 32]] as const) {
+        const a = Uint8Array.from({ length: la }, (_, i) => (i * 37 + la) & 0xff);
+        const b = Uint8Array.from({ length: lb }, (_, i) => (i * 11 + lb) & 0xff);
+        // the parts are the last bytes allocated: their last chunk reads past the arena top
+        const sa = h.write(a);
+        const sb = h.write(b);
+        cases.push({ pre: la % 2 === 0 ? -1 : 0x01, a, b, at: -1 });
+        const c = cases[cases.length - 1] as { pre: number; a: Uint8Array; b: Uint8Array; at: number };
+        c.at = h.job(c.pre, sa, la, sb, lb);
+      }
+      const blocksBefore = h.blocks;
+      h.run();
+      for (const c of cases) expect(hex(h.digest(c.at))).toBe(ref(c.pre, c.a, c.b));
+      const expected = cases.reduce((n, c) => n + ((c.a.length + c.b.length + (c.pre >= 0 ? 1 : 0) + 72) >>> 6), 0);
+      expect(h.blocks - blocksBefore).toBe(expected);
+    }
+  });
+
+  it('[GEN-2] compares byte ranges in bulk exactly (every length to 100, a difference at any position, overlapping tails)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.nat(), fc.boolean(), fc.nat(7), (a, at, differ, shift) => {
+        h.reset();
+        h.alloc(shift);
+        const b = Uint8Array.from(a);
+        if (differ && b.length > 0) b[at % b.length] = (b[at % b.length] as number) ^ (1 << (at % 8));
+        // b is the last allocation: its tail chunk ends at the arena top
+        const ia = h.write(a);
+        const ib = h.write(b);
+        const k = h.compare(ia, ib, a.length);
+        const r = h.compareAll();
+        expect(r[k]).toBe(differ && a.length > 0 ? 0 : 1);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it('grows its arena and keeps earlier bytes', () => {
     h.reset();
     const first = h.write(new Uint8Array([1, 2, 3]));

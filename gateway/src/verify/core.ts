@@ -20,7 +20,10 @@
  *    record, gaps and reordering are findings.
  *
  * Hashing (record hashes, leaf hashes, tree nodes) goes through the multi-buffer SHA-256 kernel
- * in big batches; UE keys are imported once per worker.
+ * in big batches; UE keys are imported once per worker. Per record the hot path allocates
+ * nothing: records are read by the one-pass reader (wire.ts `scanRecord`) in chunks of
+ * ~256 KiB that are copied into the kernel's arena and hashed while still in cache, working
+ * columns are reused across tasks, and byte comparisons run in bulk (`eqMany`).
  */
 import { verify as osslVerify, type KeyObject } from 'node:crypto';
 import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
@@ -29,7 +32,7 @@ import { SignatureSuite, importPublicKey, nodeVerify, type Suite } from '../../.
 import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
 import { Sha256Many } from './sha256x4.ts';
 import { S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
-import { RecordFields, sameBytes, scanBody, scanMessage, scanPath, scanSignedRecord } from './wire.ts';
+import { RecordFields, sameBytes, scanMessage, scanPath, scanRecord } from './wire.ts';
 
 const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
 const S_MISSING = statusOf('MISSING_FIELD');
@@ -182,6 +185,14 @@ export class VerifierCore {
     };
   }
 
+  #scratch: Scratch | null = null;
+
+  /** Working columns for `n` records: reused while big enough (their contents are stale). */
+  #scratchFor(n: number): Scratch {
+    if (this.#scratch === null || this.#scratch.capacity < n) this.#scratch = new Scratch(Math.max(n, 1024));
+    return this.#scratch;
+  }
+
   /** Judges every record of a task. Never throws for bad records: they get a status. */
   run(task: VerifyTask): TaskResult {
     const t0 = performance.now();
@@ -192,8 +203,9 @@ export class VerifierCore {
     h.reset();
 
     // arena: the packed bytes, one 32-byte slot per record for its hash and one for its leaf
-    // hash, the windows' tx hashes and identities, and 32 zero bytes (genesis previous hash)
-    const base = h.write(data);
+    // hash, the windows' tx hashes and identities, and 32 zero bytes (genesis previous hash).
+    // Everything is reserved before any job runs, so the memory does not grow under the views.
+    const base = h.alloc(data.length);
     const hashesAt = h.alloc(32 * n);
     const leavesAt = h.alloc(32 * n);
     const zeroAt = h.alloc(32);
@@ -206,102 +218,33 @@ export class VerifierCore {
       else byTx.set(w.spec.txId, [w]);
     }
 
+    // results (fresh: they are transferred to the caller)
     const status = new Uint8Array(n).fill(PENDING);
     const finding = new Uint8Array(n);
     const missing = new Uint32Array(n);
     const sequence = new Float64Array(n);
-    const timestamp = new Float64Array(n);
-    const bodyOff = new Int32Array(n);
-    const bodyLen = new Int32Array(n);
-    const sigOff = new Int32Array(n);
-    const sigLen = new Int32Array(n);
-    const prevOff = new Int32Array(n);
-    const identOff = new Int32Array(n);
-    const identLen = new Int32Array(n);
-    const isBatch = new Uint8Array(n);
-    const bIndex = new Float64Array(n);
-    const bSize = new Float64Array(n);
-    const rootOff = new Int32Array(n);
-    const batchOff = new Int32Array(n);
-    const batchLen = new Int32Array(n);
-    const pathCount = new Uint8Array(n);
-    const win: (LiveWindow | null)[] = new Array(n).fill(null);
+    // per-record working columns, reused across tasks (a task allocates nothing per record)
+    const sc = this.#scratchFor(n);
+    const { timestamp, bodyOff, bodyLen, sigOff, sigLen, prevOff, identOff, identLen, isBatch, bIndex, bSize, rootOff, batchOff, batchLen, pathCount, win } = sc;
     // bulk byte comparisons queued per record (-1: none)
-    const idCmp = new Int32Array(n).fill(-1);
-    const txCmp = new Int32Array(n).fill(-1);
-    const rootCmp = new Int32Array(n).fill(-1);
-    const sigCmp = new Int32Array(n).fill(-1);
-    // what phase 1b still has to decide
-    const hasTx = new Uint8Array(n);
-    const txHashBad = new Uint8Array(n);
-    const proofBad = new Uint8Array(n);
+    const { idCmp, txCmp, rootCmp, sigCmp, hasTx, txHashBad, proofBad } = sc;
     let digests = 0;
     let lastWin: LiveWindow | null = null;
 
-    // ---- 1. decode, find the endorsement window, queue hashes and comparisons
-    for (let i = 0; i < n; i++) {
-      const off = offsets[i] as number;
-      const len = (offsets[i + 1] as number) - off;
-      if (!scanSignedRecord(data, off, len, f) || f.bodyOff < 0 || f.bodyLen === 0 || !scanBody(data, f.bodyOff, f.bodyLen, f) || f.sequence < 1 || f.prevLen !== 32) {
-        status[i] = S_MALFORMED;
-        continue;
-      }
-      bodyOff[i] = f.bodyOff;
-      bodyLen[i] = f.bodyLen;
-      sigOff[i] = f.sigOff;
-      sigLen[i] = f.sigLen;
-      sequence[i] = f.sequence;
-      timestamp[i] = f.timestampMs;
-      identOff[i] = f.identityOff;
-      identLen[i] = f.identityLen;
-      prevOff[i] = f.prevOff;
-      h.jobInto(hashesAt + 32 * i, -1, base + f.bodyOff, f.bodyLen);
-      digests++;
-      let w: LiveWindow | null = null;
-      if (f.hasTx) {
-        hasTx[i] = 1;
-        w = lastWin;
-        if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
-          w = null;
-          for (const c of byTx.get(f.txId) ?? []) {
-            if (sameLedger(c, data, f)) {
-              w = c;
-              break;
-            }
-          }
-          if (w !== null) lastWin = w;
-        }
-      }
-      win[i] = w;
-      if (w !== null && w.identityAt >= 0 && f.identityOff >= 0 && f.identityLen === (w.spec.identity as Uint8Array).length) idCmp[i] = h.compare(base + f.identityOff, w.identityAt, f.identityLen);
-      if (w === null || w.status !== S_VALID) continue;
-      if (f.txHashLen > 0) {
-        if (f.txHashLen !== 32 || w.txHashAt < 0) txHashBad[i] = 1;
-        else txCmp[i] = h.compare(base + f.txHashOff, w.txHashAt, 32);
-      }
-      if (f.batch) {
-        // a proof that cannot be one (sizes, index, hash lengths) never verifies
-        if (!f.pathHashes || f.pathCount > 32 || f.batchSize < 1 || f.batchSize > MAX_BATCH || f.batchIndex >= f.batchSize || f.rootLen !== 32) {
-          proofBad[i] = 1;
-          continue;
-        }
-        isBatch[i] = 1;
-        bIndex[i] = f.batchIndex;
-        bSize[i] = f.batchSize;
-        rootOff[i] = f.rootOff;
-        batchOff[i] = f.batchOff;
-        batchLen[i] = f.batchLen;
-        pathCount[i] = f.pathCount;
-        h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
-        digests++;
-        // same batch as the record before? (root and signature bytes, compared in bulk)
-        if (i > 0 && isBatch[i - 1] === 1 && win[i - 1] === w) {
-          rootCmp[i] = h.compare(base + f.rootOff, base + (rootOff[i - 1] as number), 32);
-          if (sigLen[i - 1] === f.sigLen) sigCmp[i] = h.compare(base + f.sigOff, base + (sigOff[i - 1] as number), f.sigLen);
-        }
-      }
+    // ---- 1. decode, find the endorsement window, queue hashes and comparisons. In chunks: a
+    // chunk is copied into the arena, read, and its record and leaf hashes computed while its
+    // bytes are still in cache (one trip through memory per byte instead of three).
+    for (let c0 = 0; c0 < n; ) {
+      const c1 = chunkEnd(offsets, c0, n);
+      const from = offsets[c0] as number;
+      const to = offsets[c1] as number;
+      h.bytes.set(data.subarray(from, to), base + from);
+      const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, leavesAt, byTx, lastWin, status, sequence, sc);
+      digests += r1.digests;
+      lastWin = r1.lastWin;
+      h.run();
+      c0 = c1;
     }
-    h.run();
     const eq = h.compareAll();
 
     // ---- 1b. decisions in checkRecord order: decodes, names an endorsement, usable, tx hash
@@ -354,7 +297,19 @@ export class VerifierCore {
       i = j;
     }
 
-    // whole batches: rebuild every tree level by level, all groups at once
+    // whole batches: rebuild every tree level by level, all groups at once. Why this proves
+    // membership without reading any record's inclusion path: the UE signed
+    // (root, size); the group holds `size` records whose proofs name that root and size and
+    // whose indices are exactly 0 .. size-1, in order; the RFC 9162 tree over their leaf
+    // hashes SHA-256(0x00 || body) is rebuilt here from the bodies. If it yields the signed
+    // root, then (SHA-256 being collision resistant, leaves and nodes domain-separated by
+    // their 0x00 / 0x01 prefixes) every body is the leaf at its index of the tree the UE
+    // signed, which is what a path would prove. The paths themselves are unsigned hints for
+    // verifiers holding one record; their bytes are not read here (only their count and
+    // 32-byte lengths were checked in phase 1), so a record of a complete batch whose path
+    // bytes alone were altered still verifies here, where `checkRecord` on that record alone
+    // would reject it. If the rebuilt root differs, every record of the group falls back to
+    // its own path below, which is how a tampered body is pinned to its record.
     if (fullGroups.length > 0) {
       let levels: Int32Array[] = fullGroups.map((g) => {
         const l = new Int32Array(g.end - g.start);
@@ -459,7 +414,8 @@ export class VerifierCore {
     }
 
     // ---- 3, 4. identity binding and signature time, for authentic records
-    const authentic = new Uint8Array(n);
+    const authentic = sc.authentic;
+    authentic.fill(0, 0, n);
     for (let i = 0; i < n; i++) {
       if (status[i] !== S_VALID) continue;
       authentic[i] = 1;
@@ -478,8 +434,9 @@ export class VerifierCore {
     // ---- 5. chains, one tracker per segment (heads are judged by the caller): the links are
     // compared in bulk first, each against the record the tracker will hold as its tail then
     const segCount = segments.length;
-    const linkCmp = new Int32Array(n).fill(-1);
-    const zeroCmp = new Int32Array(n).fill(-1);
+    const { linkCmp, zeroCmp } = sc;
+    linkCmp.fill(-1, 0, n);
+    zeroCmp.fill(-1, 0, n);
     for (let s = 0; s < segCount; s++) {
       const from = segments[s] as number;
       const to = s + 1 < segCount ? (segments[s + 1] as number) : n;
@@ -524,6 +481,8 @@ export class VerifierCore {
       }
     }
 
+    // the scratch columns outlive the task: drop its windows
+    win.fill(null, 0, n);
     const hashes = mem.slice(hashesAt, hashesAt + 32 * n);
     // records that never got a hash (malformed) keep zeros
     for (let i = 0; i < n; i++) if (status[i] === S_MALFORMED) hashes.fill(0, 32 * i, 32 * i + 32);
@@ -537,8 +496,178 @@ export class VerifierCore {
       headIndex,
       tailIndex,
       headPrev,
-      stats: { records: n, signatureChecks, batchGroups, digests, ms: performance.now() - t0 },
+      stats: { records: n, signatureChecks, batchGroups, digests, blocks: h.blocks, ms: performance.now() - t0 },
     };
+  }
+}
+
+/**
+ * Phase 1 of {@link VerifierCore.run} over records [c0, c1): reads each record, finds its
+ * window, queues its record and leaf hash and its byte comparisons. A function of its own so
+ * the optimizing compiler sees the hot loop by itself.
+ */
+function readChunk(
+  c0: number,
+  c1: number,
+  data: Uint8Array,
+  offsets: Uint32Array,
+  f: RecordFields,
+  h: Sha256Many,
+  base: number,
+  hashesAt: number,
+  leavesAt: number,
+  byTx: Map<number, LiveWindow[]>,
+  lastWinIn: LiveWindow | null,
+  status: Uint8Array,
+  sequence: Float64Array,
+  sc: Scratch,
+): { digests: number; lastWin: LiveWindow | null } {
+  const { timestamp, bodyOff, bodyLen, sigOff, sigLen, prevOff, identOff, identLen, isBatch, bIndex, bSize, rootOff, batchOff, batchLen, pathCount, win } = sc;
+  const { idCmp, txCmp, rootCmp, sigCmp, hasTx, txHashBad, proofBad } = sc;
+  let lastWin = lastWinIn;
+  let digests = 0;
+  for (let i = c0; i < c1; i++) {
+    const off = offsets[i] as number;
+    const len = (offsets[i + 1] as number) - off;
+    isBatch[i] = 0;
+    hasTx[i] = 0;
+    txHashBad[i] = 0;
+    proofBad[i] = 0;
+    idCmp[i] = -1;
+    txCmp[i] = -1;
+    rootCmp[i] = -1;
+    sigCmp[i] = -1;
+    win[i] = null;
+    if (!scanRecord(data, off, len, f) || f.sequence < 1 || f.prevLen !== 32) {
+      status[i] = S_MALFORMED;
+      continue;
+    }
+    bodyOff[i] = f.bodyOff;
+    bodyLen[i] = f.bodyLen;
+    sigOff[i] = f.sigOff;
+    sigLen[i] = f.sigLen;
+    sequence[i] = f.sequence;
+    timestamp[i] = f.timestampMs;
+    identOff[i] = f.identityOff;
+    identLen[i] = f.identityLen;
+    prevOff[i] = f.prevOff;
+    h.jobInto(hashesAt + 32 * i, -1, base + f.bodyOff, f.bodyLen);
+    digests++;
+    let w: LiveWindow | null = null;
+    if (f.hasTx) {
+      hasTx[i] = 1;
+      w = lastWin;
+      if (w === null || w.spec.txId !== f.txId || !sameLedger(w, data, f)) {
+        w = null;
+        for (const c of byTx.get(f.txId) ?? []) {
+          if (sameLedger(c, data, f)) {
+            w = c;
+            break;
+          }
+        }
+        if (w !== null) lastWin = w;
+      }
+    }
+    win[i] = w;
+    if (w !== null && w.identityAt >= 0 && f.identityOff >= 0 && f.identityLen === (w.spec.identity as Uint8Array).length) idCmp[i] = h.compare(base + f.identityOff, w.identityAt, f.identityLen);
+    if (w === null || w.status !== S_VALID) continue;
+    if (f.txHashLen > 0) {
+      if (f.txHashLen !== 32 || w.txHashAt < 0) txHashBad[i] = 1;
+      else txCmp[i] = h.compare(base + f.txHashOff, w.txHashAt, 32);
+    }
+    if (f.batch) {
+      // a proof that cannot be one (sizes, index, hash lengths) never verifies
+      if (!f.pathHashes || f.pathCount > 32 || f.batchSize < 1 || f.batchSize > MAX_BATCH || f.batchIndex >= f.batchSize || f.rootLen !== 32) {
+        proofBad[i] = 1;
+        continue;
+      }
+      isBatch[i] = 1;
+      bIndex[i] = f.batchIndex;
+      bSize[i] = f.batchSize;
+      rootOff[i] = f.rootOff;
+      batchOff[i] = f.batchOff;
+      batchLen[i] = f.batchLen;
+      pathCount[i] = f.pathCount;
+      h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
+      digests++;
+      // same batch as the record before? (root and signature bytes, compared in bulk)
+      if (i > 0 && isBatch[i - 1] === 1 && win[i - 1] === w) {
+        rootCmp[i] = h.compare(base + f.rootOff, base + (rootOff[i - 1] as number), 32);
+        if (sigLen[i - 1] === f.sigLen) sigCmp[i] = h.compare(base + f.sigOff, base + (sigOff[i - 1] as number), f.sigLen);
+      }
+    }
+  }
+  return { digests, lastWin };
+}
+
+/** Records per phase-1 chunk: about 256 KiB of packed records, at least one record. */
+const CHUNK_BYTES = 256 * 1024;
+
+function chunkEnd(offsets: Uint32Array, c0: number, n: number): number {
+  const limit = (offsets[c0] as number) + CHUNK_BYTES;
+  let c1 = c0 + 1;
+  while (c1 < n && (offsets[c1 + 1] as number) <= limit) c1++;
+  return c1;
+}
+
+/** Per-record working columns of {@link VerifierCore.run}, kept between tasks. */
+class Scratch {
+  readonly capacity: number;
+  readonly timestamp: Float64Array;
+  readonly bodyOff: Int32Array;
+  readonly bodyLen: Int32Array;
+  readonly sigOff: Int32Array;
+  readonly sigLen: Int32Array;
+  readonly prevOff: Int32Array;
+  readonly identOff: Int32Array;
+  readonly identLen: Int32Array;
+  readonly isBatch: Uint8Array;
+  readonly bIndex: Float64Array;
+  readonly bSize: Float64Array;
+  readonly rootOff: Int32Array;
+  readonly batchOff: Int32Array;
+  readonly batchLen: Int32Array;
+  readonly pathCount: Uint8Array;
+  readonly win: (LiveWindow | null)[];
+  readonly idCmp: Int32Array;
+  readonly txCmp: Int32Array;
+  readonly rootCmp: Int32Array;
+  readonly sigCmp: Int32Array;
+  readonly hasTx: Uint8Array;
+  readonly txHashBad: Uint8Array;
+  readonly proofBad: Uint8Array;
+  readonly authentic: Uint8Array;
+  readonly linkCmp: Int32Array;
+  readonly zeroCmp: Int32Array;
+
+  constructor(n: number) {
+    this.capacity = n;
+    this.timestamp = new Float64Array(n);
+    this.bodyOff = new Int32Array(n);
+    this.bodyLen = new Int32Array(n);
+    this.sigOff = new Int32Array(n);
+    this.sigLen = new Int32Array(n);
+    this.prevOff = new Int32Array(n);
+    this.identOff = new Int32Array(n);
+    this.identLen = new Int32Array(n);
+    this.isBatch = new Uint8Array(n);
+    this.bIndex = new Float64Array(n);
+    this.bSize = new Float64Array(n);
+    this.rootOff = new Int32Array(n);
+    this.batchOff = new Int32Array(n);
+    this.batchLen = new Int32Array(n);
+    this.pathCount = new Uint8Array(n);
+    this.win = new Array<LiveWindow | null>(n).fill(null);
+    this.idCmp = new Int32Array(n);
+    this.txCmp = new Int32Array(n);
+    this.rootCmp = new Int32Array(n);
+    this.sigCmp = new Int32Array(n);
+    this.hasTx = new Uint8Array(n);
+    this.txHashBad = new Uint8Array(n);
+    this.proofBad = new Uint8Array(n);
+    this.authentic = new Uint8Array(n);
+    this.linkCmp = new Int32Array(n);
+    this.zeroCmp = new Int32Array(n);
   }
 }
 

@@ -116,7 +116,10 @@ export interface TaskStats {
   records: number;
   signatureChecks: number;
   batchGroups: number;
+  /** SHA-256 digests computed (record hashes, leaf hashes, tree nodes, path steps). */
   digests: number;
+  /** SHA-256 compression blocks those digests took (64 bytes each, padding included). */
+  blocks: number;
   ms: number;
 }
 

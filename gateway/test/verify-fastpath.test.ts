@@ -1,0 +1,265 @@
+/**
+ * The batch verification fast path: the one-pass record reader against the general readers and
+ * the generated decoders (random, re-encoded and mutated records, hostile bytes), the engine core
+ * on whole signed batches that span several read chunks (every bit of a body flipped in turn
+ * gives that record, and only that record, the outcome its bytes call for), and the SHA-256
+ * work accounting the batch benchmark's hash-speed bound is computed from.
+ */
+import { describe, expect, it, beforeAll } from 'vitest';
+import fc from 'fast-check';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { RecordBody, SignedRecord } from '../../proto/gen/divs/v1/common.ts';
+import { equalBytes } from '../../protocol/src/bytes.ts';
+import { RecordFields, scanBody, scanCanonical, scanMessage, scanRecord, scanSignedRecord } from '../src/verify/wire.ts';
+import { VerifierCore } from '../src/verify/core.ts';
+import { VerifierPool } from '../src/verify/pool.ts';
+import { packRecords, outcomeOf, type VerifyTask, type WindowSpec } from '../src/verify/task.ts';
+import { LEDGER_ID, encodeRecords, fixtureUes, reading, type FixtureUe } from './fixtures.ts';
+
+const T = Date.UTC(2026, 0, 1);
+
+/** Every field the readers fill, as plain data (to compare two readers' results). */
+const fieldsOf = (f: RecordFields): Record<string, number | boolean> => ({ ...f });
+
+/** The general readers' answer for a whole record, as scanRecord defines it. */
+function general(b: Uint8Array, f: RecordFields): boolean {
+  return scanSignedRecord(b, 0, b.length, f) && f.bodyOff >= 0 && f.bodyLen > 0 && scanBody(b, f.bodyOff, f.bodyLen, f);
+}
+
+const short = fc.integer({ min: 0, max: 2 ** 40 });
+const body = fc.record({
+  identity: fc.record({ imei: fc.string({ maxLength: 16 }), iccid: fc.string({ maxLength: 20 }), eid: fc.string({ maxLength: 4 }), msisdn: fc.string({ maxLength: 16 }) }),
+  sequence: short,
+  previousHash: fc.uint8Array({ maxLength: 40 }),
+  timestampMs: short,
+  payload: fc.uint8Array({ maxLength: 300 }),
+  contentType: fc.string({ maxLength: 30 }),
+  endorsement: fc.option(
+    fc.record({ txId: short, txHash: fc.uint8Array({ maxLength: 33 }), entryAddress: fc.option(fc.record({ ledgerId: fc.string({ maxLength: 20 }), asUrls: fc.array(fc.string({ maxLength: 20 }), { maxLength: 3 }) }), { nil: undefined }) }),
+    { nil: undefined },
+  ),
+});
+const batch = fc.option(fc.record({ index: short, size: short, path: fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 12 }), root: fc.uint8Array({ maxLength: 33 }) }), { nil: undefined });
+const record = fc.tuple(body, fc.uint8Array({ maxLength: 80 }), batch).map(([b, signature, bp]) => SignedRecord.encode({ body: RecordBody.encode(b).finish(), signature, batch: bp }).finish());
+
+/** Random damage: bit flips, byte overwrites, truncation, insertion, a stray unknown or repeated field. */
+const mutation = fc.oneof(
+  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 4 }) }),
+  fc.record({ kind: fc.constant('append' as const), bytes: fc.constantFrom([8, 1], [16, 2], [26, 0], [0x98, 0x06, 1], [12], [0]) }),
+);
+interface Mutation {
+  kind: string;
+  at?: number;
+  bit?: number;
+  value?: number;
+  bytes?: Uint8Array | readonly number[];
+}
+
+function mutate(b: Uint8Array, m: Mutation): Uint8Array {
+  const out = Uint8Array.from(b);
+  if (out.length === 0) return out;
+  const at = (m.at ?? 0) % out.length;
+  switch (m.kind) {
+    case 'flip':
+      out[at] = (out[at] as number) ^ (1 << (m.bit ?? 0));
+      return out;
+    case 'set':
+      out[at] = m.value ?? 0;
+      return out;
+    case 'cut':
+      return out.subarray(0, at);
+    case 'insert':
+      return Uint8Array.from([...out.subarray(0, at), ...(m.bytes ?? []), ...out.subarray(at)]);
+    default:
+      return Uint8Array.from([...out, ...(m.bytes ?? [])]);
+  }
+}
+
+describe('one-pass record reader', () => {
+  const fast = new RecordFields();
+  const slow = new RecordFields();
+
+  it('[VER-3] takes the one-pass path on records as ts-proto writes them and reads what the general readers and the generated decoders read', () => {
+    fc.assert(
+      fc.property(record, (rec) => {
+        const ok = general(rec, slow);
+        const back = SignedRecord.decode(rec);
+        // the one-pass path applies whenever the body is there (ts-proto omits an empty one)
+        expect(scanCanonical(rec, 0, rec.length, fast)).toBe(back.body.length > 0);
+        expect(scanRecord(rec, 0, rec.length, fast)).toBe(ok);
+        if (!ok) return;
+        expect(fieldsOf(fast)).toEqual(fieldsOf(slow));
+        const d = RecordBody.decode(back.body);
+        expect([fast.sequence, fast.timestampMs, fast.prevLen, fast.payloadLen, fast.hasTx]).toEqual([d.sequence, d.timestampMs, d.previousHash.length, d.payload.length, d.endorsement !== undefined]);
+        expect(equalBytes(rec.subarray(fast.bodyOff, fast.bodyOff + fast.bodyLen), back.body)).toBe(true);
+        if (back.batch) expect([fast.batchIndex, fast.batchSize, fast.pathCount, fast.rootLen]).toEqual([back.batch.index, back.batch.size, back.batch.path.length, back.batch.root.length]);
+        if (d.endorsement) expect([fast.txId, fast.txHashLen]).toEqual([d.endorsement.txId, d.endorsement.txHash.length]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('[VER-3] gives the general readers\' answer, field for field, on damaged records, and never throws', () => {
+    fc.assert(
+      fc.property(record, fc.array(mutation, { minLength: 1, maxLength: 3 }), (rec, ms) => {
+        let b: Uint8Array = rec;
+        for (const m of ms) b = mutate(b, m as Mutation);
+        const ok = general(b, slow);
+        expect(scanRecord(b, 0, b.length, fast)).toBe(ok);
+        if (ok) expect(fieldsOf(fast)).toEqual(fieldsOf(slow));
+        // whenever the one-pass reader accepts, the general readers accept the same fields
+        if (scanCanonical(b, 0, b.length, fast)) {
+          expect(ok).toBe(true);
+          expect(fieldsOf(fast)).toEqual(fieldsOf(slow));
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(20), fc.nat(20), (junk, a, z) => {
+        // also inside a bigger buffer: a record must not read its neighbours' bytes
+        const off = Math.min(a, junk.length);
+        const len = Math.max(0, Math.min(junk.length - off, junk.length - off - z));
+        const ok = scanSignedRecord(junk, off, len, slow) && slow.bodyOff >= 0 && slow.bodyLen > 0 && scanBody(junk, slow.bodyOff, slow.bodyLen, slow);
+        expect(scanRecord(junk, off, len, fast)).toBe(ok);
+        if (ok) expect(fieldsOf(fast)).toEqual(fieldsOf(slow));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('[VER-3] leaves non-canonical encodings (repeated, reordered, long varints, negative times) to the general readers with the same result', () => {
+    const bodyBytes = RecordBody.encode({ identity: undefined, sequence: 3, previousHash: new Uint8Array(32), timestampMs: T, payload: new Uint8Array(3), contentType: 'x', endorsement: undefined }).finish();
+    const cases: Uint8Array[] = [];
+    // sequence written twice: the last one wins
+    cases.push(Uint8Array.from([...bodyBytes, 16, 9]));
+    // a negative timestamp (10-byte varint)
+    cases.push(new BinaryWriter().uint32(16).uint64(1).uint32(32).int64(-5).finish());
+    // sequence as a non-minimal 8-byte varint
+    cases.push(Uint8Array.from([16, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]));
+    // fields out of order
+    cases.push(new BinaryWriter().uint32(26).bytes(new Uint8Array(32)).uint32(16).uint64(2).finish());
+    for (const b of cases) {
+      const rec = SignedRecord.encode({ body: b, signature: new Uint8Array(64), batch: undefined }).finish();
+      expect(general(rec, slow)).toBe(true);
+      expect(scanRecord(rec, 0, rec.length, fast)).toBe(true);
+      expect(fieldsOf(fast)).toEqual(fieldsOf(slow));
+      expect(fast.sequence).toBe(RecordBody.decode(b).sequence);
+      expect(fast.timestampMs).toBe(RecordBody.decode(b).timestampMs);
+    }
+    // the signed record's fields in another order: general path, same fields
+    const rec = SignedRecord.encode({ body: bodyBytes, signature: new Uint8Array([1, 2]), batch: undefined }).finish();
+    const swapped = Uint8Array.from([...rec.subarray(rec.length - 4), ...rec.subarray(0, rec.length - 4)]);
+    expect(scanCanonical(swapped, 0, swapped.length, fast)).toBe(false);
+    expect(scanRecord(swapped, 0, swapped.length, fast)).toBe(true);
+    expect(fast.sigLen).toBe(2);
+  });
+});
+
+describe('engine core on whole signed batches', () => {
+  let u: FixtureUe;
+  let window: WindowSpec;
+  let recs: Uint8Array[];
+  const core = new VerifierCore();
+  const task = (records: Uint8Array[]): VerifyTask => ({ id: 1, ...packRecords(records), segments: new Uint32Array([0]), windows: [window] });
+
+  beforeAll(async () => {
+    [u] = (await fixtureUes(1, 'fastpath')) as [FixtureUe];
+    window = u.window;
+    // 1,000 records of ~660 bytes: several phase-1 read chunks (256 KiB each), one batch
+    // whose size is not a power of two (the tree promotes odd nodes)
+    const signed = await u.signer.signBatch(Array.from({ length: 1000 }, (_, i) => ({ payload: reading(i), timestampMs: T + i })), 'application/json');
+    recs = encodeRecords(signed);
+  });
+
+  it('[VER-3] verifies a whole batch and accounts for its SHA-256 work in digests and compression blocks', () => {
+    const r = core.run(task(recs));
+    expect([...r.status].every((s) => s === 0)).toBe(true);
+    expect(r.stats.signatureChecks + r.stats.batchGroups).toBeGreaterThanOrEqual(1);
+    const bodies = recs.map((x) => SignedRecord.decode(x).body);
+    // record hash and leaf hash per body, one node per merge (n - 1 of them)
+    expect(r.stats.digests).toBe(2 * bodies.length + bodies.length - 1);
+    const blocks = bodies.reduce((a, b) => a + ((b.length + 72) >>> 6) + ((b.length + 73) >>> 6), 0) + 2 * (bodies.length - 1);
+    expect(r.stats.blocks).toBe(blocks);
+  });
+
+  it('[VER-3] a bit flipped anywhere in one body makes that record, and only it, invalid with the code its bytes call for', () => {
+    const base = core.run(task(recs));
+    expect([...base.status].every((s) => s === 0)).toBe(true);
+    const f = new RecordFields();
+    fc.assert(
+      fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), (k, at, bit) => {
+        const rec = recs[k] as Uint8Array;
+        expect(scanSignedRecord(rec, 0, rec.length, f)).toBe(true);
+        const pos = f.bodyOff + (at % f.bodyLen);
+        const bad = Uint8Array.from(rec);
+        bad[pos] = (bad[pos] as number) ^ (1 << bit);
+        const all = recs.slice();
+        all[k] = bad;
+        const out = core.run(task(all));
+        expect(outcomeOf(out.status[k] as number)).toBe(expectedOutcome(bad, window));
+        for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('[GEN-8] on a worker thread: same verdicts, and records passed as a view into a larger buffer are copied, never freed under the caller', async () => {
+    const pool = new VerifierPool({ threads: 1 });
+    try {
+      const packed = packRecords(recs.slice(0, 300));
+      const inline = core.run({ id: 1, ...packed, data: packed.data.slice(), segments: new Uint32Array([0]), windows: [window] });
+      // a view: the pool copies it (moving it would detach the caller's whole buffer)
+      const big = new Uint8Array(packed.data.length + 100);
+      big.set(packed.data, 50);
+      const view = big.subarray(50, 50 + packed.data.length);
+      const r1 = await pool.verify({ id: 2, data: view, offsets: packed.offsets.slice(), flags: packed.flags.slice(), segments: new Uint32Array([0]), windows: [window] });
+      expect([...r1.status]).toEqual([...inline.status]);
+      expect(big.byteLength).toBe(packed.data.length + 100);
+      expect(equalBytes(view, packed.data)).toBe(true);
+      // an owned buffer moves to the worker, which frees it once judged; the results stay whole
+      const r2 = await pool.verify({ id: 3, ...packRecords(recs.slice(0, 300)), segments: new Uint32Array([0]), windows: [window] });
+      expect([...r2.status]).toEqual([...inline.status]);
+      expect(equalBytes(r2.hashes, inline.hashes)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('[VER-3] a signature or root that differs inside a run of one batch fails that record only', () => {
+    const all = recs.slice();
+    const f = new RecordFields();
+    const sigBad = Uint8Array.from(recs[500] as Uint8Array);
+    scanSignedRecord(sigBad, 0, sigBad.length, f);
+    sigBad[f.sigOff + 10] = (sigBad[f.sigOff + 10] as number) ^ 1;
+    all[500] = sigBad;
+    const rootBad = Uint8Array.from(recs[700] as Uint8Array);
+    scanSignedRecord(rootBad, 0, rootBad.length, f);
+    rootBad[f.rootOff] = (rootBad[f.rootOff] as number) ^ 0x80;
+    all[700] = rootBad;
+    const out = core.run(task(all));
+    expect(outcomeOf(out.status[500] as number)).toBe('INVALID_SIGNATURE');
+    expect(outcomeOf(out.status[700] as number)).toBe('INVALID_SIGNATURE');
+    expect([...out.status].filter((s) => s !== 0).length).toBe(2);
+  });
+});
+
+/**
+ * What a record with a damaged body must get, from its bytes: the general readers (tested
+ * against the generated decoders above and in wire-chain.test.ts) say whether it decodes, the
+ * decoded fields say which endorsement check fails first, and otherwise the body is no longer
+ * the one the UE signed.
+ */
+function expectedOutcome(rec: Uint8Array, w: WindowSpec): string {
+  const f = new RecordFields();
+  if (!general(rec, f) || f.sequence < 1 || f.prevLen !== 32) return 'MALFORMED_MESSAGE';
+  if (f.identityOff >= 0 && !scanMessage(rec, f.identityOff, f.identityLen)) return 'MALFORMED_MESSAGE';
+  const d = RecordBody.decode(rec.subarray(f.bodyOff, f.bodyOff + f.bodyLen));
+  if (!d.endorsement) return 'MISSING_FIELD';
+  if (d.endorsement.txId !== w.txId || (d.endorsement.entryAddress?.ledgerId ?? '') !== LEDGER_ID) return 'UNKNOWN_TX';
+  if (d.endorsement.txHash.length > 0 && !equalBytes(d.endorsement.txHash, w.txHash)) return 'INVALID_ENDORSEMENT';
+  return 'INVALID_SIGNATURE';
+}
