@@ -71,6 +71,12 @@ export class VerifierCore {
   readonly hasher: Sha256Many;
   readonly #keys = new Map<string, KeyObject | null>();
   readonly #batchSigs = new Map<string, boolean>();
+
+  /** Drops the imported UE keys and the verified batch signatures (see VerifierPool.forgetCaches). */
+  forgetCaches(): void {
+    this.#keys.clear();
+    this.#batchSigs.clear();
+  }
   readonly #f = new RecordFields();
 
   #pae = new Uint8Array(4096);

@@ -17,7 +17,8 @@ import type { TaskResult, VerifyTask } from './task.ts';
 export type WorkerRequest =
   | { id: number; kind: 'verify'; task: VerifyTask }
   | { id: number; kind: 'verify-store'; spec: StoreTaskSpec }
-  | { id: number; kind: 'commit'; leaves: Uint8Array };
+  | { id: number; kind: 'commit'; leaves: Uint8Array }
+  | { id: number; kind: 'forget' };
 
 export type WorkerReply =
   | { id: number; kind: 'verify'; result: TaskResult }
@@ -158,6 +159,17 @@ export class VerifierPool {
       chosen.worker.ref();
       chosen.worker.postMessage(q.req, q.transfer);
     }
+  }
+
+  /**
+   * Drops every worker's caches (imported UE keys, verified batch signatures): what follows is
+   * judged as if seen for the first time. For benchmarks that judge the same records again;
+   * the caches are correct either way (they hold only what verified over exact bytes).
+   */
+  forgetCaches(): void {
+    this.#inline?.forgetCaches();
+    // a worker handles its messages in order: tasks posted after this see empty caches
+    for (const s of this.#slots) s.worker.postMessage({ id: 0, kind: 'forget' } satisfies WorkerRequest);
   }
 
   /** Judges a packed task; its buffers move to the worker (do not use them afterwards). */

@@ -34,6 +34,10 @@ function release(view: ArrayBufferView): void {
 }
 
 parentPort?.on('message', (req: WorkerRequest) => {
+  if (req.kind === 'forget') {
+    core.forgetCaches();
+    return;
+  }
   let reply: WorkerReply;
   let transfer: ArrayBuffer[] = [];
   try {
