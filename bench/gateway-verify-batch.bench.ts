@@ -122,14 +122,14 @@ async function main(): Promise<void> {
     const bodySize = SignedRecord.decode(first.data.subarray(first.offsets[0] as number, first.offsets[1] as number)).body.length;
     const kernel = await kernelRate(threads, bodySize);
     // the kernel's rate in compression blocks (a body digest is ceil((len + 9) / 64) of them);
-    // the engine's digests are of three sizes (body, 0x00 || body, 0x01 || two hashes), so the
+    // the engine's digests are of three sizes (body, 0x00 || record hash, 0x01 || two hashes), so the
     // honest bound divides blocks by blocks, not digests by digests
     const kernelBlocks = kernel * ((bodySize + 72) >>> 6);
     const sorted = [...rates].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] as number;
     console.log('');
     console.log(`batch-signed records verified/s (best of ${rounds}, ${threads} workers): ${Math.round(best).toLocaleString('en')}   median ${Math.round(median).toLocaleString('en')}   target >= ${TARGET.toLocaleString('en')}   ${best >= TARGET ? 'MET' : 'NOT MET'}`);
-    console.log(`work per record: ${digestsPerRecord.toFixed(2)} SHA-256 digests (record hash, leaf hash, tree node) = ${blocksPerRecord.toFixed(2)} compression blocks; P-256 verifies: ${firstRoundSigs} per round (one per batch; caches dropped before every round)`);
+    console.log(`work per record: ${digestsPerRecord.toFixed(2)} SHA-256 digests (record hash over the body, leaf over the record hash, tree node) = ${blocksPerRecord.toFixed(2)} compression blocks; P-256 verifies: ${firstRoundSigs} per round (one per batch; caches dropped before every round)`);
     console.log(`SHA-256 kernel alone, same run, ${threads} threads: ${Math.round(kernel).toLocaleString('en')} digests/s of ${bodySize}-byte bodies = ${Math.round(kernelBlocks).toLocaleString('en')} blocks/s -> hash-speed bound ~${Math.round(kernelBlocks / blocksPerRecord).toLocaleString('en')} records/s (engine at ${((best / (kernelBlocks / blocksPerRecord)) * 100).toFixed(0)}% of it)`);
     console.log(`load average (1/5/15 min) at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   } finally {

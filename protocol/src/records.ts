@@ -5,9 +5,13 @@
  * builds batches), the gateway and consumers (which verify them).
  *
  * Single mode: the UE signs `PAE("divs/record", body)`.
- * Batch mode: the UE builds the RFC 9162 tree over leaves `SHA-256(0x00 || body)` of the batch
- * bodies (in order), signs `PAE("divs/record-batch", root || u64be(size))` once, and each record
- * carries its {@link BatchProof} (index, size, inclusion path, root) with that one signature.
+ * Batch mode: the UE builds the RFC 9162 tree whose items are the batch's record hashes (in
+ * order; leaves `SHA-256(0x00 || SHA-256(body))`), signs `PAE("divs/record-batch",
+ * root || u64be(size))` once, and each record carries its {@link BatchProof} (index, size,
+ * inclusion path, root) with that one signature. Items are the record hashes rather than the
+ * bodies because every verifier computes the record hash anyway (it links the chain): a body is
+ * hashed once, not twice, and the tree has the shape of the dataset commitment (a tree over
+ * record hashes), so one proof format serves both.
  *
  * Everything a verifier is given is attacker-controlled: {@link verifyRecordSignature} answers
  * `false` on any malformed input and never throws.
@@ -46,9 +50,9 @@ export function decodeRecordBody(body: Uint8Array): RecordBody {
 
 // ---------------------------------------------------------------- batch trees (RFC 9162, merkle.ts)
 
-/** RFC 9162 leaf hash of one batch body: SHA-256(0x00 || body). */
+/** RFC 9162 leaf hash of one batch body: SHA-256(0x00 || record hash), record hash = SHA-256(body). */
 export function batchLeafHash(body: Uint8Array): Uint8Array {
-  return leafHash(body);
+  return leafHash(recordHash(body));
 }
 
 /** A batch ready to sign: its root and, per body, the inclusion path (bottom-up). */
@@ -59,7 +63,7 @@ export interface BuiltBatch {
 }
 
 /**
- * Builds the RFC 9162 tree over batch bodies (in order). The UE signs
+ * Builds the RFC 9162 tree over the record hashes of batch bodies (in order). The UE signs
  * {@link batchStatement}(root, size) under `Domain.recordBatch`.
  */
 export function buildBatch(bodies: readonly Uint8Array[]): BuiltBatch {
@@ -68,7 +72,7 @@ export function buildBatch(bodies: readonly Uint8Array[]): BuiltBatch {
   bodies.forEach((b, i) => {
     if (!(b instanceof Uint8Array)) fail('INVALID_ARGUMENT', `batch[${i}]: record body must be bytes`);
   });
-  const { root, paths } = batchPaths(bodies);
+  const { root, paths } = batchPaths(bodies.map(recordHash));
   return { root, size: bodies.length, paths };
 }
 

@@ -213,7 +213,7 @@ export class RecordSigner {
 
   /**
    * Signs many records with one signature (batch mode): consecutive sequence numbers, each body
-   * chained to the one before, one RFC 9162 tree over `SHA-256(0x00 || body)` leaves, one
+   * chained to the one before, one RFC 9162 tree over the record hashes (leaves `SHA-256(0x00 || SHA-256(body))`), one
    * signature over `PAE("divs/record-batch", root || u64be(size))`, and each record's
    * BatchProof. Elements are payload bytes (with `contentType`) or {@link RecordInput}s.
    */

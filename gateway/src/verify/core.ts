@@ -245,11 +245,22 @@ export class VerifierCore {
       const from = offsets[c0] as number;
       const to = offsets[c1] as number;
       h.bytes.set(data.subarray(from, to), base + from);
-      const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, leavesAt, byTx, lastWin, status, sequence, sc);
+      const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, byTx, lastWin, status, sequence, sc);
       digests += r1.digests;
       lastWin = r1.lastWin;
       h.run();
       c0 = c1;
+    }
+    // batch leaves over the record hashes just computed (one compression block each)
+    let leaves = 0;
+    for (let i = 0; i < n; i++) {
+      if (isBatch[i] !== 1) continue;
+      h.jobInto(leavesAt + 32 * i, 0x00, hashesAt + 32 * i, 32);
+      leaves++;
+    }
+    if (leaves > 0) {
+      h.run();
+      digests += leaves;
     }
     const eq = h.compareAll();
 
@@ -307,9 +318,9 @@ export class VerifierCore {
     // membership without reading any record's inclusion path: the UE signed
     // (root, size); the group holds `size` records whose proofs name that root and size and
     // whose indices are exactly 0 .. size-1, in order; the RFC 9162 tree over their leaf
-    // hashes SHA-256(0x00 || body) is rebuilt here from the bodies. If it yields the signed
-    // root, then (SHA-256 being collision resistant, leaves and nodes domain-separated by
-    // their 0x00 / 0x01 prefixes) every body is the leaf at its index of the tree the UE
+    // hashes SHA-256(0x00 || SHA-256(body)) is rebuilt here from the bodies. If it yields the
+    // signed root, then (SHA-256 being collision resistant, leaves and nodes domain-separated
+    // by their 0x00 / 0x01 prefixes) every body is the leaf at its index of the tree the UE
     // signed, which is what a path would prove. The paths themselves are unsigned hints for
     // verifiers holding one record; their bytes are not read here (only their count and
     // 32-byte lengths were checked in phase 1), so a record of a complete batch whose path
@@ -521,7 +532,6 @@ function readChunk(
   h: Sha256Many,
   base: number,
   hashesAt: number,
-  leavesAt: number,
   byTx: Map<number, LiveWindow[]>,
   lastWinIn: LiveWindow | null,
   status: Uint8Array,
@@ -594,8 +604,7 @@ function readChunk(
       batchOff[i] = f.batchOff;
       batchLen[i] = f.batchLen;
       pathCount[i] = f.pathCount;
-      h.jobInto(leavesAt + 32 * i, 0x00, base + f.bodyOff, f.bodyLen);
-      digests++;
+      // its leaf, SHA-256(0x00 || record hash), is queued once the record hashes are done
       // same batch as the record before? (root and signature bytes, compared in bulk)
       if (i > 0 && isBatch[i - 1] === 1 && win[i - 1] === w) {
         rootCmp[i] = h.compare(base + f.rootOff, base + (rootOff[i - 1] as number), 32);
