@@ -208,6 +208,30 @@ describe('engine core on whole signed batches', () => {
     );
   });
 
+  it('[VER-3] in a complete batch, a record whose inclusion path alone was altered fails, as it fails on its own; a missing or extra path hash too', () => {
+    const f = new RecordFields();
+    fc.assert(
+      fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 }), (k, at, bit, how) => {
+        const m = SignedRecord.decode(recs[k] as Uint8Array);
+        const path = (m.batch?.path ?? []).map((p) => Uint8Array.from(p));
+        if (path.length === 0) return;
+        if (how === 0) {
+          const p = path[at % path.length] as Uint8Array;
+          p[(at >>> 5) % 32] = (p[(at >>> 5) % 32] as number) ^ (1 << bit);
+        } else if (how === 1) path.pop();
+        else path.push(path[0] as Uint8Array);
+        const bad = SignedRecord.encode({ ...m, batch: { ...(m.batch as NonNullable<typeof m.batch>), path } }).finish();
+        expect(scanSignedRecord(bad, 0, bad.length, f)).toBe(true);
+        const all = recs.slice();
+        all[k] = bad;
+        const out = core.run(task(all));
+        expect(outcomeOf(out.status[k] as number)).toBe('INVALID_SIGNATURE');
+        for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
   it('[GEN-8] on a worker thread: same verdicts, and records passed as a view into a larger buffer are copied, never freed under the caller', async () => {
     const pool = new VerifierPool({ threads: 1 });
     try {

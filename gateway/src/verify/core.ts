@@ -315,28 +315,28 @@ export class VerifierCore {
     }
 
     // whole batches: rebuild every tree level by level, all groups at once. Why this proves
-    // membership without reading any record's inclusion path: the UE signed
-    // (root, size); the group holds `size` records whose proofs name that root and size and
-    // whose indices are exactly 0 .. size-1, in order; the RFC 9162 tree over their leaf
-    // hashes SHA-256(0x00 || SHA-256(body)) is rebuilt here from the bodies. If it yields the
-    // signed root, then (SHA-256 being collision resistant, leaves and nodes domain-separated
-    // by their 0x00 / 0x01 prefixes) every body is the leaf at its index of the tree the UE
-    // signed, which is what a path would prove. The paths themselves are unsigned hints for
-    // verifiers holding one record; their bytes are not read here (only their count and
-    // 32-byte lengths were checked in phase 1), so a record of a complete batch whose path
-    // bytes alone were altered still verifies here, where `checkRecord` on that record alone
-    // would reject it. If the rebuilt root differs, every record of the group falls back to
-    // its own path below, which is how a tampered body is pinned to its record.
+    // membership: the UE signed (root, size); the group holds `size` records whose proofs name
+    // that root and size and whose indices are exactly 0 .. size-1, in order; the RFC 9162 tree
+    // over their leaves SHA-256(0x00 || SHA-256(body)) is rebuilt here from the bodies. If it
+    // yields the signed root, then (SHA-256 being collision resistant, leaves and nodes
+    // domain-separated by their 0x00 / 0x01 prefixes) every body is the leaf at its index of
+    // the tree the UE signed. Each record's own inclusion path is then compared with the
+    // siblings the rebuilt tree gives it (32-byte comparisons, no hashing), so a record whose
+    // path bytes were altered fails here exactly as it fails `checkRecord` on its own. If the
+    // rebuilt root differs, every record of the group falls back to its own path below, which
+    // is how a tampered body is pinned to its record.
     if (fullGroups.length > 0) {
-      let levels: Int32Array[] = fullGroups.map((g) => {
+      // every level of every group is kept: the path check below reads the siblings from them
+      const levelsOf: Int32Array[][] = fullGroups.map((g) => {
         const l = new Int32Array(g.end - g.start);
         for (let k = 0; k < l.length; k++) l[k] = leavesAt + 32 * (g.start + k);
-        return l;
+        return [l];
       });
       for (;;) {
         let more = false;
-        levels = levels.map((cur) => {
-          if (cur.length === 1) return cur;
+        for (const levels of levelsOf) {
+          const cur = levels[levels.length - 1] as Int32Array;
+          if (cur.length === 1) continue;
           more = true;
           const next = new Int32Array(Math.ceil(cur.length / 2));
           const slots = h.alloc(32 * Math.floor(cur.length / 2));
@@ -347,18 +347,58 @@ export class VerifierCore {
           }
           if (cur.length % 2 === 1) next[next.length - 1] = cur[cur.length - 1] as number;
           digests += Math.floor(cur.length / 2);
-          return next;
-        });
+          levels.push(next);
+        }
         if (!more) break;
         h.run();
       }
       const mem = h.bytes;
+      // the rebuilt root proves every body; each record's own path must then be the one the
+      // tree gives it (its siblings, bottom-up, skipping levels where its node is promoted),
+      // so that the gateway and a holder of that record alone (`checkRecord`) agree on it
+      const pathAt = sc.pathAt;
+      const pathCmps: { i: number; from: number; to: number; ok: boolean }[] = [];
       fullGroups.forEach((g, gi) => {
-        const top = (levels[gi] as Int32Array)[0] as number;
+        const levels = levelsOf[gi] as Int32Array[];
+        const top = (levels[levels.length - 1] as Int32Array)[0] as number;
         // a tampered body changes the root: find out which records still prove membership
-        if (sameBytes(mem, top, mem, g.root, 32)) for (let k = g.start; k < g.end; k++) status[k] = S_VALID;
-        else for (let k = g.start; k < g.end; k++) pathRecords.push({ i: k, root: g.root });
+        if (!sameBytes(mem, top, mem, g.root, 32)) {
+          for (let k = g.start; k < g.end; k++) pathRecords.push({ i: k, root: g.root });
+          return;
+        }
+        for (let k = g.start; k < g.end; k++) {
+          const count = pathCount[k] as number;
+          const got = scanPath(data, batchOff[k] as number, batchLen[k] as number, pathAt, 0, count);
+          const rec = { i: k, from: 0, to: 0, ok: got === count };
+          let idx = k - g.start;
+          let p = 0;
+          for (let L = 0; rec.ok && L < levels.length - 1; L++) {
+            const level = levels[L] as Int32Array;
+            const sib = idx ^ 1;
+            if (sib < level.length) {
+              if (p >= count) rec.ok = false;
+              else {
+                const c = h.compare(base + (pathAt[p] as number), level[sib] as number, 32);
+                if (p === 0) rec.from = c;
+                rec.to = c + 1;
+                p++;
+              }
+            }
+            idx >>= 1;
+          }
+          if (p !== count) rec.ok = false;
+          if (p === 0) rec.from = rec.to = 0;
+          pathCmps.push(rec);
+        }
       });
+      if (pathCmps.length > 0) {
+        const same = h.compareAll();
+        for (const r of pathCmps) {
+          let ok = r.ok;
+          for (let c = r.from; ok && c < r.to; c++) if (same[c] !== 1) ok = false;
+          status[r.i] = ok ? S_VALID : S_BAD_SIGNATURE;
+        }
+      }
     }
 
     // partial batches (or a failed rebuild): RFC 9162 inclusion path per record, step by step,
@@ -628,6 +668,8 @@ function chunkEnd(offsets: Uint32Array, c0: number, n: number): number {
 /** Per-record working columns of {@link VerifierCore.run}, kept between tasks. */
 class Scratch {
   readonly capacity: number;
+  /** Offsets of one record's inclusion path hashes (at most 32). */
+  readonly pathAt = new Int32Array(32);
   readonly timestamp: Float64Array;
   readonly bodyOff: Int32Array;
   readonly bodyLen: Int32Array;
