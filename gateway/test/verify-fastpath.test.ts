@@ -213,7 +213,7 @@ describe('engine core on whole signed batches', () => {
     fc.assert(
       fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 }), (k, at, bit, how) => {
         const m = SignedRecord.decode(recs[k] as Uint8Array);
-        const path = (m.batch?.path ?? []).map((p) => Uint8Array.from(p));
+        const path: Uint8Array[] = (m.batch?.path ?? []).map((p) => new Uint8Array(p));
         if (path.length === 0) return;
         if (how === 0) {
           const p = path[at % path.length] as Uint8Array;

@@ -46,6 +46,8 @@ const S_FORK = statusOf('RECORD_FORK');
 const S_REPLAY = statusOf('RECORD_REPLAYED');
 /** Internal: not judged yet (never leaves this module). */
 const PENDING = 255;
+/** A record of a complete batch whose root matched, waiting for its inclusion path comparisons. */
+const PATH_PENDING = 254;
 
 const MAX_BATCH = 2 ** 32;
 const KEY_CACHE_MAX = 200_000;
@@ -357,7 +359,10 @@ export class VerifierCore {
       // tree gives it (its siblings, bottom-up, skipping levels where its node is promoted),
       // so that the gateway and a holder of that record alone (`checkRecord`) agree on it
       const pathAt = sc.pathAt;
-      const pathCmps: { i: number; from: number; to: number; ok: boolean }[] = [];
+      // per record of a matching group: its comparisons [cmpFrom, cmpTo) and whether its path
+      // has the right shape (typed columns: no object per record)
+      const { cmpFrom, cmpTo, pathOk } = sc;
+      let checked = 0;
       fullGroups.forEach((g, gi) => {
         const levels = levelsOf[gi] as Int32Array[];
         const top = (levels[levels.length - 1] as Int32Array)[0] as number;
@@ -366,37 +371,41 @@ export class VerifierCore {
           for (let k = g.start; k < g.end; k++) pathRecords.push({ i: k, root: g.root });
           return;
         }
+        const depth = levels.length - 1;
         for (let k = g.start; k < g.end; k++) {
           const count = pathCount[k] as number;
-          const got = scanPath(data, batchOff[k] as number, batchLen[k] as number, pathAt, 0, count);
-          const rec = { i: k, from: 0, to: 0, ok: got === count };
+          let ok = scanPath(data, batchOff[k] as number, batchLen[k] as number, pathAt, 0, count) === count;
           let idx = k - g.start;
           let p = 0;
-          for (let L = 0; rec.ok && L < levels.length - 1; L++) {
+          let from = -1;
+          let to = -1;
+          for (let L = 0; ok && L < depth; L++) {
             const level = levels[L] as Int32Array;
             const sib = idx ^ 1;
             if (sib < level.length) {
-              if (p >= count) rec.ok = false;
+              if (p >= count) ok = false;
               else {
-                const c = h.compare(base + (pathAt[p] as number), level[sib] as number, 32);
-                if (p === 0) rec.from = c;
-                rec.to = c + 1;
+                to = h.compare(base + (pathAt[p] as number), level[sib] as number, 32);
+                if (from < 0) from = to;
                 p++;
               }
             }
             idx >>= 1;
           }
-          if (p !== count) rec.ok = false;
-          if (p === 0) rec.from = rec.to = 0;
-          pathCmps.push(rec);
+          cmpFrom[k] = from;
+          cmpTo[k] = to + 1;
+          pathOk[k] = ok && p === count ? 1 : 0;
+          status[k] = PATH_PENDING;
+          checked++;
         }
       });
-      if (pathCmps.length > 0) {
+      if (checked > 0) {
         const same = h.compareAll();
-        for (const r of pathCmps) {
-          let ok = r.ok;
-          for (let c = r.from; ok && c < r.to; c++) if (same[c] !== 1) ok = false;
-          status[r.i] = ok ? S_VALID : S_BAD_SIGNATURE;
+        for (let k = 0; k < n; k++) {
+          if (status[k] !== PATH_PENDING) continue;
+          let ok = pathOk[k] === 1;
+          for (let c = cmpFrom[k] as number; ok && c >= 0 && c < (cmpTo[k] as number); c++) if (same[c] !== 1) ok = false;
+          status[k] = ok ? S_VALID : S_BAD_SIGNATURE;
         }
       }
     }
@@ -694,6 +703,9 @@ class Scratch {
   readonly txHashBad: Uint8Array;
   readonly proofBad: Uint8Array;
   readonly authentic: Uint8Array;
+  readonly cmpFrom: Int32Array;
+  readonly cmpTo: Int32Array;
+  readonly pathOk: Uint8Array;
   readonly linkCmp: Int32Array;
   readonly zeroCmp: Int32Array;
 
@@ -723,6 +735,9 @@ class Scratch {
     this.txHashBad = new Uint8Array(n);
     this.proofBad = new Uint8Array(n);
     this.authentic = new Uint8Array(n);
+    this.cmpFrom = new Int32Array(n);
+    this.cmpTo = new Int32Array(n);
+    this.pathOk = new Uint8Array(n);
     this.linkCmp = new Int32Array(n);
     this.zeroCmp = new Int32Array(n);
   }
