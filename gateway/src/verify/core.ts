@@ -374,7 +374,9 @@ export class VerifierCore {
         const depth = levels.length - 1;
         for (let k = g.start; k < g.end; k++) {
           const count = pathCount[k] as number;
-          let ok = scanPath(data, batchOff[k] as number, batchLen[k] as number, pathAt, 0, count) === count;
+          // a canonical run of path hashes is read in place; anything else is walked once
+          const run = sc.pathOff[k] as number;
+          let ok = run >= 0 || scanPath(data, batchOff[k] as number, batchLen[k] as number, pathAt, 0, count) === count;
           let idx = k - g.start;
           let p = 0;
           let from = -1;
@@ -385,7 +387,7 @@ export class VerifierCore {
             if (sib < level.length) {
               if (p >= count) ok = false;
               else {
-                to = h.compare(base + (pathAt[p] as number), level[sib] as number, 32);
+                to = h.compare(base + (run >= 0 ? run + 34 * p : (pathAt[p] as number)), level[sib] as number, 32);
                 if (from < 0) from = to;
                 p++;
               }
@@ -653,6 +655,7 @@ function readChunk(
       batchOff[i] = f.batchOff;
       batchLen[i] = f.batchLen;
       pathCount[i] = f.pathCount;
+      sc.pathOff[i] = f.pathOff;
       // its leaf, SHA-256(0x00 || record hash), is queued once the record hashes are done
       // same batch as the record before? (root and signature bytes, compared in bulk)
       if (i > 0 && isBatch[i - 1] === 1 && win[i - 1] === w) {
@@ -704,6 +707,7 @@ class Scratch {
   readonly proofBad: Uint8Array;
   readonly authentic: Uint8Array;
   readonly cmpFrom: Int32Array;
+  readonly pathOff: Int32Array;
   readonly cmpTo: Int32Array;
   readonly pathOk: Uint8Array;
   readonly linkCmp: Int32Array;
@@ -736,6 +740,7 @@ class Scratch {
     this.proofBad = new Uint8Array(n);
     this.authentic = new Uint8Array(n);
     this.cmpFrom = new Int32Array(n);
+    this.pathOff = new Int32Array(n);
     this.cmpTo = new Int32Array(n);
     this.pathOk = new Uint8Array(n);
     this.linkCmp = new Int32Array(n);

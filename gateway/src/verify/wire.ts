@@ -33,6 +33,8 @@ export class RecordFields {
   rootLen = 0;
   /** Number of inclusion path hashes, and whether every one is 32 bytes long. */
   pathCount = 0;
+  /** Offset of the first path hash when the hashes are one canonical run (tag, length 32, hash; 34 bytes each), else -1. */
+  pathOff = -1;
   pathHashes = true;
   /** The BatchProof bytes, to read the path with {@link scanPath} when it is needed. */
   batchOff = -1;
@@ -70,6 +72,7 @@ export class RecordFields {
     this.rootOff = -1;
     this.rootLen = 0;
     this.pathCount = 0;
+    this.pathOff = -1;
     this.pathHashes = true;
     this.batchOff = -1;
     this.batchLen = 0;
@@ -220,6 +223,7 @@ function walkBatch(b: Uint8Array, p: number, end: number, f: RecordFields, out: 
   f.rootOff = -1;
   f.rootLen = 0;
   f.pathHashes = true;
+  f.pathOff = -1;
   f.batchOff = p;
   f.batchLen = end - p;
   let count = 0;
@@ -605,11 +609,13 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
       }
     }
     let count = 0;
+    const run = p;
     while (p + 34 <= be && b[p] === 26 && b[p + 1] === 32) {
       p += 34;
       count++;
     }
     f.pathCount = count;
+    f.pathOff = count > 0 ? run + 2 : -1;
     if (p < be && b[p] === 34) {
       x = b[p + 1] as number;
       if (x < 0x80 && p + 2 <= be) {
