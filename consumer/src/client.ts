@@ -100,6 +100,17 @@ export class DivsConsumer {
     return { proven: res.proven as ProvenTx, verified: v };
   }
 
+  /**
+   * What this client last verified for a tx ref and its UE's latest version, however old, or
+   * undefined. For speculative work that is checked against fresh answers before it is used.
+   */
+  peek(ref: TxRef): { claimed: VerifiedEndorsement; latest: VerifiedEndorsement } | undefined {
+    const ledgerId = ref.entryAddress?.ledgerId ?? '';
+    const claimed = this.#endorsements.get(`${ledgerId}#${ref.txId}`);
+    const latest = claimed && this.#latest.get(`${ledgerId}#${toHex(claimed.ueKey)}`)?.v;
+    return claimed && latest ? { claimed, latest } : undefined;
+  }
+
   /** The UE's latest endorsement, proven latest against a checkpoint. */
   async latestFor(ref: TxRef, ueKey: Uint8Array): Promise<VerifiedEndorsement> {
     const ledgerId = ref.entryAddress?.ledgerId ?? '';

@@ -214,6 +214,11 @@ describe('gateway with a real CEF and AS', () => {
     const before = [];
     for (let i = 0; i < 3; i++) before.push(await sg.sign(reading(i), 'application/json', ts(-10_000 + i)));
     await send('term', before);
+    // verified once while the contract runs: the next run judges speculatively against this
+    // version-1 window while it asks the AS, and must discard that judgement
+    const first = await report('term');
+    expect(first.validCount).toBe(3);
+    expect(first.endorsements[0]?.latestVersion).toBe(1);
     await s.cefClient.applyAction(u.identity, { $case: 'terminate', value: { terminationTimeMs: 0 } });
     // wait until the AS has endorsed version 2 (terminated) on the ledger
     const deadline = Date.now() + 15_000;
@@ -232,6 +237,11 @@ describe('gateway with a real CEF and AS', () => {
     const e = r.endorsements[0];
     expect(e?.version).toBe(1);
     expect(e?.latestVersion).toBe(2);
+    // unchanged since: the speculative judgement stands, with the same outcome
+    const again = await report('term');
+    expect(again.validCount).toBe(3);
+    expect(counts(again.invalid)).toEqual({ SIGNED_AFTER_TERMINATION: 2 });
+    expect(again.endorsements[0]?.latestVersion).toBe(2);
   });
 
   it('[VER-3] [GEN-2] names gaps, reordering and forks in the per-UE chain; a conflicting record is refused at ingest (RECORD_FORK)', async () => {

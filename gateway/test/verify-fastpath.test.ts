@@ -19,7 +19,12 @@ import { LEDGER_ID, encodeRecords, fixtureUes, reading, type FixtureUe } from '.
 const T = Date.UTC(2026, 0, 1);
 
 /** Every field the readers fill, as plain data (to compare two readers' results). */
-const fieldsOf = (f: RecordFields): Record<string, number | boolean> => ({ ...f });
+// every field both readers fill (pathOff is a hint only the one-pass reader gives: the offset of
+// a canonical run of path hashes; the general readers leave it -1 and the core walks the path)
+const fieldsOf = (f: RecordFields): Record<string, number | boolean> => {
+  const { pathOff: _hint, ...rest } = f;
+  return { ...rest };
+};
 
 /** The general readers' answer for a whole record, as scanRecord defines it. */
 function general(b: Uint8Array, f: RecordFields): boolean {

@@ -146,16 +146,26 @@ export class EndorsementResolver {
     };
   }
 
+  /**
+   * The windows {@link resolve} would most likely give, from what earlier runs verified (no AS
+   * call, no TTL): one per distinct reference in the order `resolve` uses, or undefined when any
+   * reference was never resolved. Only for speculative work checked against `resolve` later.
+   */
+  peekWindows(refs: readonly RefInput[]): WindowSpec[] | undefined {
+    const out: WindowSpec[] = [];
+    for (const r of dedupe(refs)) {
+      const urls = r.asUrls.filter((u) => this.#allowed === null || this.#allowed.has(normalizeUrl(u)));
+      if (urls.length === 0) return undefined;
+      const hit = this.#consumer.peek({ txId: r.txId, txHash: new Uint8Array(0), entryAddress: { ledgerId: r.ledgerId, asUrls: urls } });
+      if (!hit) return undefined;
+      out.push(windowFrom(r.ledgerId, hit.claimed, hit.latest));
+    }
+    return out;
+  }
+
   /** Resolves many references, a few at a time; one result per distinct (ledger, tx ID). */
   async resolve(refs: readonly RefInput[]): Promise<ResolvedRef[]> {
-    const unique = new Map<string, RefInput>();
-    for (const r of refs) {
-      const k = refKey(r.ledgerId, r.txId);
-      const had = unique.get(k);
-      if (had) unique.set(k, { ...had, asUrls: [...new Set([...had.asUrls, ...r.asUrls])], count: (had.count ?? 0) + (r.count ?? 0) });
-      else unique.set(k, { ...r, asUrls: [...r.asUrls] });
-    }
-    const list = [...unique.values()];
+    const list = dedupe(refs);
     const out = new Array<ResolvedRef>(list.length);
     let next = 0;
     const lane = async () => {
@@ -171,6 +181,18 @@ export class EndorsementResolver {
   close(): void {
     this.#consumer.close();
   }
+}
+
+/** One reference per distinct (ledger, tx ID), AS URLs merged, counts summed, in first-seen order. */
+function dedupe(refs: readonly RefInput[]): RefInput[] {
+  const unique = new Map<string, RefInput>();
+  for (const r of refs) {
+    const k = refKey(r.ledgerId, r.txId);
+    const had = unique.get(k);
+    if (had) unique.set(k, { ...had, asUrls: [...new Set([...had.asUrls, ...r.asUrls])], count: (had.count ?? 0) + (r.count ?? 0) });
+    else unique.set(k, { ...r, asUrls: [...r.asUrls] });
+  }
+  return [...unique.values()];
 }
 
 function codeOf(e: unknown): ErrorCode {

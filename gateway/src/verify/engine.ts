@@ -11,6 +11,7 @@
  * packages, tests, benchmarks — per-record verdicts included).
  */
 import { EntryAddress, UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
+import { equalBytes } from '../../../protocol/src/bytes.ts';
 import type { EndorsementResolver, RefInput, ResolvedRef } from './endorsements.ts';
 import type { VerifierPool } from './pool.ts';
 import type { StoreSlice, StoreTaskSpec } from './store-source.ts';
@@ -144,11 +145,8 @@ export class VerificationEngine {
     const t0 = Date.now();
     const channel = store.channelId(sel.channel);
     const ues = store.selectionUes(sel);
-    const tally = new Tally({ requireGenesis: this.#requireGenesis });
-    if (channel === undefined || ues.length === 0) return { ...(await this.#finish(t0, tally, [], 0)), ues };
+    if (channel === undefined || ues.length === 0) return { ...(await this.#finish(t0, new Tally({ requireGenesis: this.#requireGenesis }), [], 0)), ues };
     const refs = store.refsOfUes(ues.map((u) => u.ue));
-    const resolved = await this.#resolver.resolve(refs);
-    const windows = resolved.map((r) => r.window);
 
     // plan: whole chains (first..last stored sequence), cut into slices of about taskRecords;
     // a small selection is still spread over every worker thread, since a consumer waits for it
@@ -181,17 +179,39 @@ export class VerificationEngine {
 
     const contentTypes = sel.contentTypes && sel.contentTypes.length > 0 ? [...sel.contentTypes] : null;
     let id = 0;
-    await pipeline(
-      tasks,
-      this.#inFlight,
-      (slices) => {
-        const spec: StoreTaskSpec = { id: ++id, dbPath: store.path, slices, channel, contentTypes, windows: windowsFor(windows) };
-        return this.#pool.verifyStore(spec);
-      },
-      (res) => {
-        tally.add(res.result, res.flags, res.segmentUes);
-      },
-    );
+    const judge = async (windows: WindowSpec[]): Promise<Tally> => {
+      const tally = new Tally({ requireGenesis: this.#requireGenesis });
+      await pipeline(
+        tasks,
+        this.#inFlight,
+        (slices) => {
+          const spec: StoreTaskSpec = { id: ++id, dbPath: store.path, slices, channel, contentTypes, windows: windowsFor(windows) };
+          return this.#pool.verifyStore(spec);
+        },
+        (res) => {
+          tally.add(res.result, res.flags, res.segmentUes);
+        },
+      );
+      return tally;
+    };
+
+    // The latest versions are asked of the AS every run; meanwhile the records are judged
+    // against the windows the previous run verified (speculatively). That judgement is kept
+    // only when the fresh answers give exactly the same windows — a judgement is a function of
+    // the records and the windows, so it is then the one a run after the lookups would make;
+    // otherwise (a contract ended, a new version) the records are judged again.
+    const guess = this.#resolver.peekWindows(refs);
+    const fresh = this.#resolver.resolve(refs);
+    let tally: Tally | undefined;
+    let resolved: ResolvedRef[];
+    if (guess) {
+      const [speculative, answers] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
+      resolved = answers;
+      if (speculative && sameWindows(guess, resolved.map((r) => r.window))) tally = speculative;
+    } else {
+      resolved = await fresh;
+    }
+    tally ??= await judge(resolved.map((r) => r.window));
     return { ...(await this.#finish(t0, tally, resolved, ues.length)), ues };
   }
 
@@ -321,6 +341,33 @@ export class VerificationEngine {
     );
     return { ...(await this.#finish(t0, tally, resolved, ueIds.size)), verdicts };
   }
+}
+
+/** Whether two window lists are the same, field for field (the inputs a judgement depends on). */
+export function sameWindows(a: readonly WindowSpec[], b: readonly WindowSpec[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as WindowSpec;
+    const y = b[i] as WindowSpec;
+    if (
+      x.ledgerId !== y.ledgerId ||
+      x.txId !== y.txId ||
+      x.error !== y.error ||
+      x.ueKey !== y.ueKey ||
+      x.suite !== y.suite ||
+      x.startMs !== y.startMs ||
+      x.endMs !== y.endMs ||
+      x.terminationMs !== y.terminationMs ||
+      !equalBytes(x.txHash, y.txHash) ||
+      !equalBytes(x.publicKey, y.publicKey) ||
+      (x.identity === null) !== (y.identity === null) ||
+      (x.identity !== null && !equalBytes(x.identity, y.identity as Uint8Array)) ||
+      JSON.stringify(x.identityFields) !== JSON.stringify(y.identityFields)
+    ) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function windowsFor(all: WindowSpec[]): WindowSpec[] {
