@@ -109,6 +109,43 @@ describe('verification engine', () => {
     expect(outcomes(early.verdicts)).toEqual(['SIGNED_OUTSIDE_CONTRACT']);
   });
 
+  it('[VER-3] [UPD-1] a judgement made against the previous windows while the AS answers is kept only when the fresh windows are the same', async () => {
+    const u = ues[5] as FixtureUe;
+    const recs = encodeRecords(await signN(u, 3, T + 1_000));
+    const open = windows();
+    const terminated = open.map((x) => (x === u.window ? { ...x, terminationMs: T } : x));
+    // a resolver whose cache says one thing and whose fresh answers say another
+    let cached: WindowSpec[] | undefined;
+    let fresh: WindowSpec[] = open;
+    let judged = 0;
+    const stub = {
+      peekWindows: () => cached,
+      resolve: async () => fresh.map((w) => ({ ledgerId: w.ledgerId, txId: w.txId, window: w, outcome: w.error ?? 'OK', count: 0 })),
+    } as unknown as EndorsementResolver;
+    const countingPool = new Proxy(pool, {
+      get(target, prop, receiver) {
+        if (prop === 'verify') return (...a: Parameters<VerifierPool['verify']>) => (judged++, target.verify(...a));
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    const spec = new VerificationEngine({ pool: countingPool, resolver: stub });
+    // first run: nothing cached, judged once against the fresh windows
+    expect(outcomes((await spec.verifyRecords(recs)).verdicts)).toEqual(['VALID', 'VALID', 'VALID']);
+    expect(judged).toBe(1);
+    // the contract ended since: the judgement against the cached (open) windows is thrown away
+    cached = open;
+    fresh = terminated;
+    judged = 0;
+    expect(outcomes((await spec.verifyRecords(recs)).verdicts)).toEqual(['SIGNED_AFTER_TERMINATION', 'SIGNED_AFTER_TERMINATION', 'SIGNED_AFTER_TERMINATION']);
+    expect(judged).toBe(2);
+    // nothing changed: the speculative judgement is the answer, no second one
+    cached = terminated;
+    judged = 0;
+    expect(outcomes((await spec.verifyRecords(recs)).verdicts)).toEqual(['SIGNED_AFTER_TERMINATION', 'SIGNED_AFTER_TERMINATION', 'SIGNED_AFTER_TERMINATION']);
+    expect(judged).toBe(1);
+  });
+
   it('[VER-3] names a replay, a gap, reordering and a fork', async () => {
     const u = (await fixtureUes(1, 'chain-classes'))[0] as FixtureUe;
     const r = await signN(u, 6);

@@ -258,16 +258,8 @@ export class VerificationEngine {
         ref.count = (ref.count ?? 0) + 1;
       }
     }
-    let resolved: ResolvedRef[];
-    let windows: WindowSpec[];
-    if (opts.windows) {
-      windows = opts.windows;
-      resolved = windows.map((w) => ({ ledgerId: w.ledgerId, txId: w.txId, window: w, outcome: w.error ?? 'OK', count: refs.get(`${w.ledgerId}\n${w.txId}`)?.count ?? 0 }));
-    } else {
-      resolved = await this.#resolver.resolve([...refs.values()]);
-      windows = resolved.map((r) => r.window);
-    }
-
+    // a small input is still spread over every worker thread (a consumer waits for it)
+    const taskRecords = Math.min(this.#taskRecords, Math.max(MIN_SPLIT_RECORDS, Math.ceil(n / this.#threads)));
     // order: records that do not decode first (one segment each), then UEs by identity key (as
     // the gateway store orders them), each by sequence
     const rank = new Int32Array(ueIds.size);
@@ -283,14 +275,14 @@ export class VerificationEngine {
     for (const i of order) {
       const ue = ueOf[i] as number;
       const last = segmentsOf[segmentsOf.length - 1];
-      if (ue >= 0 && last && last.ue === ue && last.idx.length < this.#taskRecords) last.idx.push(i);
+      if (ue >= 0 && last && last.ue === ue && last.idx.length < taskRecords) last.idx.push(i);
       else segmentsOf.push({ idx: [i], ue: ue >= 0 ? ue : -1 - i });
     }
     const tasks: { idx: number[]; ue: number }[][] = [];
     let cur: { idx: number[]; ue: number }[] = [];
     let size = 0;
     for (const s of segmentsOf) {
-      if (size > 0 && size + s.idx.length > this.#taskRecords) {
+      if (size > 0 && size + s.idx.length > taskRecords) {
         tasks.push(cur);
         cur = [];
         size = 0;
@@ -300,45 +292,71 @@ export class VerificationEngine {
     }
     if (cur.length > 0) tasks.push(cur);
 
-    const tally = new Tally({ requireGenesis: this.#requireGenesis });
-    const verdicts = new Array<RecordVerdict>(n);
     let id = 0;
-    await pipeline(
-      tasks,
-      this.#inFlight,
-      (segs): Promise<TaskResult> => {
-        const idx = segs.flatMap((s) => s.idx);
-        let total = 0;
-        for (const i of idx) total += (records[i] as Uint8Array).length;
-        const data = new Uint8Array(total);
-        const offsets = new Uint32Array(idx.length + 1);
-        const flags = new Uint8Array(idx.length);
-        let o = 0;
-        idx.forEach((i, k) => {
-          offsets[k] = o;
-          const r = records[i] as Uint8Array;
-          data.set(r, o);
-          o += r.length;
-          flags[k] = late[i] === 1 ? Flag.LATE : 0;
-        });
-        offsets[idx.length] = o;
-        const segments = new Uint32Array(segs.length);
-        let at = 0;
-        segs.forEach((s, k) => {
-          segments[k] = at;
-          at += s.idx.length;
-        });
-        return this.#pool.verify({ id: ++id, data, offsets, flags, segments, windows: windowsFor(windows) });
-      },
-      (res, segs) => {
-        const idx = segs.flatMap((s) => s.idx);
-        const flags = Uint8Array.from(idx, (i) => (late[i] === 1 ? Flag.LATE : 0));
-        const v = tally.add(res, flags, segs.map((s) => s.ue), true) as RecordVerdict[];
-        idx.forEach((i, k) => {
-          verdicts[i] = v[k] as RecordVerdict;
-        });
-      },
-    );
+    const judge = async (windows: WindowSpec[]): Promise<{ tally: Tally; verdicts: RecordVerdict[] }> => {
+      const tally = new Tally({ requireGenesis: this.#requireGenesis });
+      const verdicts = new Array<RecordVerdict>(n);
+      await pipeline(
+        tasks,
+        this.#inFlight,
+        (segs): Promise<TaskResult> => {
+          const idx = segs.flatMap((s) => s.idx);
+          let total = 0;
+          for (const i of idx) total += (records[i] as Uint8Array).length;
+          const data = new Uint8Array(total);
+          const offsets = new Uint32Array(idx.length + 1);
+          const flags = new Uint8Array(idx.length);
+          let o = 0;
+          idx.forEach((i, k) => {
+            offsets[k] = o;
+            const r = records[i] as Uint8Array;
+            data.set(r, o);
+            o += r.length;
+            flags[k] = late[i] === 1 ? Flag.LATE : 0;
+          });
+          offsets[idx.length] = o;
+          const segments = new Uint32Array(segs.length);
+          let at = 0;
+          segs.forEach((s, k) => {
+            segments[k] = at;
+            at += s.idx.length;
+          });
+          return this.#pool.verify({ id: ++id, data, offsets, flags, segments, windows: windowsFor(windows) });
+        },
+        (res, segs) => {
+          const idx = segs.flatMap((s) => s.idx);
+          const flags = Uint8Array.from(idx, (i) => (late[i] === 1 ? Flag.LATE : 0));
+          const v = tally.add(res, flags, segs.map((s) => s.ue), true) as RecordVerdict[];
+          idx.forEach((i, k) => {
+            verdicts[i] = v[k] as RecordVerdict;
+          });
+        },
+      );
+      return { tally, verdicts };
+    };
+
+    // as in verifyStored: judged against the previous run's windows while the AS is asked, and
+    // that judgement kept only when the fresh windows are the same
+    let resolved: ResolvedRef[];
+    let judged: { tally: Tally; verdicts: RecordVerdict[] } | undefined;
+    if (opts.windows) {
+      const windows = opts.windows;
+      resolved = windows.map((w) => ({ ledgerId: w.ledgerId, txId: w.txId, window: w, outcome: w.error ?? 'OK', count: refs.get(`${w.ledgerId}\n${w.txId}`)?.count ?? 0 }));
+      judged = await judge(windows);
+    } else {
+      const list = [...refs.values()];
+      const guess = this.#resolver.peekWindows(list);
+      const fresh = this.#resolver.resolve(list);
+      if (guess) {
+        const [speculative, answers] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
+        resolved = answers;
+        if (speculative && sameWindows(guess, resolved.map((r) => r.window))) judged = speculative;
+      } else {
+        resolved = await fresh;
+      }
+      judged ??= await judge(resolved.map((r) => r.window));
+    }
+    const { tally, verdicts } = judged;
     return { ...(await this.#finish(t0, tally, resolved, ueIds.size)), verdicts };
   }
 }
