@@ -237,6 +237,41 @@ describe('engine core on whole signed batches', () => {
     );
   });
 
+  it('[VER-3] remembers single-mode signatures only where asked, only those that verified, and never across keys or bytes', async () => {
+    const [, v] = (await fixtureUes(2, 'remember')) as [FixtureUe, FixtureUe];
+    const singles: Uint8Array[] = [];
+    for (let i = 0; i < 20; i++) singles.push(...encodeRecords([await v.signer.sign(reading(i), 'application/json', T + i)]));
+    const c = new VerifierCore();
+    const mk = (records: Uint8Array[], remember: boolean, w: WindowSpec = v.window): VerifyTask => ({ id: 1, ...packRecords(records), segments: new Uint32Array([0]), windows: [w], ...(remember ? { remember: true } : {}) });
+    const first = c.run(mk(singles, true));
+    expect([...first.status].every((s) => s === 0)).toBe(true);
+    expect(first.stats.signatureChecks).toBe(20);
+    // again: nothing left to verify, same verdicts
+    const second = c.run(mk(singles, true));
+    expect([...second.status]).toEqual([...first.status]);
+    expect(second.stats.signatureChecks).toBe(0);
+    // not asked: verified again
+    expect(c.run(mk(singles, false)).stats.signatureChecks).toBe(20);
+    // a changed signature byte or body byte is a different triple: verified, and fails
+    const f = new RecordFields();
+    const bad = singles.map((r, k) => {
+      expect(scanSignedRecord(r, 0, r.length, f)).toBe(true);
+      const x = Uint8Array.from(r);
+      const at = k % 2 === 0 ? f.sigOff + (k % f.sigLen) : f.bodyOff + (k % f.bodyLen);
+      x[at] = (x[at] as number) ^ 1;
+      return x;
+    });
+    const third = c.run(mk(bad, true));
+    expect([...third.status].every((s) => s !== 0)).toBe(true);
+    // another key for the same bytes (a window of another UE): verified, and fails
+    const [w2] = (await fixtureUes(1, 'remember-other')) as [FixtureUe];
+    const other = c.run(mk(singles, true, { ...v.window, publicKey: w2.window.publicKey, ueKey: w2.window.ueKey }));
+    expect(other.stats.signatureChecks).toBe(20);
+    expect([...other.status].every((s) => s !== 0)).toBe(true);
+    c.forgetCaches();
+    expect(c.run(mk(singles, true)).stats.signatureChecks).toBe(20);
+  });
+
   it('[GEN-8] on a worker thread: same verdicts, and records passed as a view into a larger buffer are copied, never freed under the caller', async () => {
     const pool = new VerifierPool({ threads: 1 });
     try {

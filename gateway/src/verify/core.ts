@@ -46,6 +46,9 @@ const S_FORK = statusOf('RECORD_FORK');
 const S_REPLAY = statusOf('RECORD_REPLAYED');
 /** Internal: not judged yet (never leaves this module). */
 const PENDING = 255;
+/** Remembered single-mode signatures per worker (~250 bytes each); cleared when full. */
+const VERIFIED_MAX = 262_144;
+
 /** A record of a complete batch whose root matched, waiting for its inclusion path comparisons. */
 const PATH_PENDING = 254;
 
@@ -73,11 +76,14 @@ export class VerifierCore {
   readonly hasher: Sha256Many;
   readonly #keys = new Map<string, KeyObject | null>();
   readonly #batchSigs = new Map<string, boolean>();
+  /** Single-mode signatures that verified, for tasks that ask to remember (see VerifyTask.remember). */
+  readonly #verified = new Set<string>();
 
   /** Drops the imported UE keys and the verified batch signatures (see VerifierPool.forgetCaches). */
   forgetCaches(): void {
     this.#keys.clear();
     this.#batchSigs.clear();
+    this.#verified.clear();
   }
   readonly #f = new RecordFields();
 
@@ -470,15 +476,30 @@ export class VerifierCore {
 
     // ---- 2b. single mode: one OpenSSL verify per record, over PAE("divs/record", body) built
     // in a reused buffer (the same bytes pae() makes, without three allocations per record)
+    const remember = task.remember === true;
     for (let i = 0; i < n; i++) {
       if (status[i] !== PENDING) continue;
       const w = win[i] as LiveWindow;
+      const sig = data.subarray(sigOff[i] as number, (sigOff[i] as number) + (sigLen[i] as number));
+      // (key, record hash, signature) already verified: the same bytes give the same answer
+      let memo: string | undefined;
+      if (remember) {
+        memo = `${w.spec.ueKey}:${w.spec.suite}:${Buffer.from(h.bytes.buffer, h.bytes.byteOffset + hashesAt + 32 * i, 32).toString('base64')}:${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('base64')}`;
+        if (this.#verified.has(memo)) {
+          status[i] = S_VALID;
+          continue;
+        }
+      }
       signatureChecks++;
       const bo = bodyOff[i] as number;
       const bl = bodyLen[i] as number;
       const msg = this.#recordPae(data, bo, bl);
-      const sig = data.subarray(sigOff[i] as number, (sigOff[i] as number) + (sigLen[i] as number));
-      status[i] = this.#verify(w, msg, sig) ? S_VALID : S_BAD_SIGNATURE;
+      const ok = this.#verify(w, msg, sig);
+      status[i] = ok ? S_VALID : S_BAD_SIGNATURE;
+      if (ok && memo !== undefined) {
+        if (this.#verified.size >= VERIFIED_MAX) this.#verified.clear();
+        this.#verified.add(memo);
+      }
     }
 
     // ---- 3, 4. identity binding and signature time, for authentic records

@@ -185,7 +185,7 @@ export class VerificationEngine {
         tasks,
         this.#inFlight,
         (slices) => {
-          const spec: StoreTaskSpec = { id: ++id, dbPath: store.path, slices, channel, contentTypes, windows: windowsFor(windows) };
+          const spec: StoreTaskSpec = { id: ++id, dbPath: store.path, slices, channel, contentTypes, windows: windowsFor(windows), remember: true };
           return this.#pool.verifyStore(spec);
         },
         (res) => {
@@ -321,7 +321,7 @@ export class VerificationEngine {
             segments[k] = at;
             at += s.idx.length;
           });
-          return this.#pool.verify({ id: ++id, data, offsets, flags, segments, windows: windowsFor(windows) });
+          return this.#pool.verify({ id: ++id, data, offsets, flags, segments, windows: windowsFor(windows), remember: true });
         },
         (res, segs) => {
           const idx = segs.flatMap((s) => s.idx);

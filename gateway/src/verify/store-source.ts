@@ -24,6 +24,8 @@ export interface StoreTaskSpec {
   channel: number;
   contentTypes: string[] | null;
   windows: WindowSpec[];
+  /** See {@link VerifyTask.remember}. */
+  remember?: boolean;
 }
 
 const readers = new Map<string, StoreReader>();
@@ -73,5 +75,5 @@ export function readStoreTask(spec: StoreTaskSpec): { task: VerifyTask; segmentU
     o += r.length;
   }
   offsets[records.length] = o;
-  return { task: { id: spec.id, data, offsets, flags: Uint8Array.from(flagList), segments, windows: spec.windows }, segmentUes };
+  return { task: { id: spec.id, data, offsets, flags: Uint8Array.from(flagList), segments, windows: spec.windows, ...(spec.remember ? { remember: true } : {}) }, segmentUes };
 }

@@ -88,6 +88,12 @@ export interface VerifyTask {
   /** Start index of each segment (one UE's run of records). */
   segments: Uint32Array;
   windows: WindowSpec[];
+  /**
+   * Remember single-mode signatures that verify, and do not verify a remembered one again (same
+   * UE key and suite, same record hash, same signature bytes: the same answer). Set for data the
+   * gateway verifies again and again (its store, job snapshots); benchmarks leave it unset.
+   */
+  remember?: boolean;
 }
 
 /** Per-record and per-segment results of a task. */
