@@ -137,6 +137,27 @@ export class VerificationEngine {
   }
 
   /**
+   * Resolves `refs` (the latest versions are asked of the AS every run) and judges the records
+   * with the windows that gives. Meanwhile the records are judged against the windows the
+   * previous run verified (speculatively); that judgement is kept only when the fresh answers
+   * give exactly the same windows — a judgement is a function of the records and the windows,
+   * so it is then the one a run after the lookups would make. Otherwise (a contract ended, a new
+   * version) the records are judged again.
+   */
+  async #judgeFresh<J>(refs: readonly RefInput[], judge: (windows: WindowSpec[]) => Promise<J>): Promise<{ resolved: ResolvedRef[]; judged: J }> {
+    const guess = this.#resolver.peekWindows(refs);
+    const fresh = this.#resolver.resolve(refs);
+    if (!guess) {
+      const resolved = await fresh;
+      return { resolved, judged: await judge(resolved.map((r) => r.window)) };
+    }
+    const [speculative, resolved] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
+    const windows = resolved.map((r) => r.window);
+    if (speculative !== undefined && sameWindows(guess, windows)) return { resolved, judged: speculative };
+    return { resolved, judged: await judge(windows) };
+  }
+
+  /**
    * Verifies the records of a selection in the gateway store. UEs are taken in ascending key
    * order, each chain in sequence order; records of a UE outside the selection are checked as
    * chain links but not counted. `forksAtIngest` is added by the caller (store query).
@@ -195,23 +216,7 @@ export class VerificationEngine {
       return tally;
     };
 
-    // The latest versions are asked of the AS every run; meanwhile the records are judged
-    // against the windows the previous run verified (speculatively). That judgement is kept
-    // only when the fresh answers give exactly the same windows — a judgement is a function of
-    // the records and the windows, so it is then the one a run after the lookups would make;
-    // otherwise (a contract ended, a new version) the records are judged again.
-    const guess = this.#resolver.peekWindows(refs);
-    const fresh = this.#resolver.resolve(refs);
-    let tally: Tally | undefined;
-    let resolved: ResolvedRef[];
-    if (guess) {
-      const [speculative, answers] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
-      resolved = answers;
-      if (speculative && sameWindows(guess, resolved.map((r) => r.window))) tally = speculative;
-    } else {
-      resolved = await fresh;
-    }
-    tally ??= await judge(resolved.map((r) => r.window));
+    const { resolved, judged: tally } = await this.#judgeFresh(refs, judge);
     return { ...(await this.#finish(t0, tally, resolved, ues.length)), ues };
   }
 
@@ -335,26 +340,14 @@ export class VerificationEngine {
       return { tally, verdicts };
     };
 
-    // as in verifyStored: judged against the previous run's windows while the AS is asked, and
-    // that judgement kept only when the fresh windows are the same
     let resolved: ResolvedRef[];
-    let judged: { tally: Tally; verdicts: RecordVerdict[] } | undefined;
+    let judged: { tally: Tally; verdicts: RecordVerdict[] };
     if (opts.windows) {
       const windows = opts.windows;
       resolved = windows.map((w) => ({ ledgerId: w.ledgerId, txId: w.txId, window: w, outcome: w.error ?? 'OK', count: refs.get(`${w.ledgerId}\n${w.txId}`)?.count ?? 0 }));
       judged = await judge(windows);
     } else {
-      const list = [...refs.values()];
-      const guess = this.#resolver.peekWindows(list);
-      const fresh = this.#resolver.resolve(list);
-      if (guess) {
-        const [speculative, answers] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
-        resolved = answers;
-        if (speculative && sameWindows(guess, resolved.map((r) => r.window))) judged = speculative;
-      } else {
-        resolved = await fresh;
-      }
-      judged ??= await judge(resolved.map((r) => r.window));
+      ({ resolved, judged } = await this.#judgeFresh([...refs.values()], judge));
     }
     const { tally, verdicts } = judged;
     return { ...(await this.#finish(t0, tally, resolved, ueIds.size)), verdicts };
