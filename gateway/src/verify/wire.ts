@@ -486,6 +486,28 @@ function vval(b: Uint8Array, p: number, k: number): number {
 }
 
 /**
+ * The varint that follows the one-byte tag at `p`: its value, with {@link at} set past it, or
+ * -1 when it does not fit before `end`. One- and two-byte values (lengths and small numbers, the
+ * common case) are read inline; V8 inlines this function into the one-pass reader.
+ */
+function afterTag(b: Uint8Array, p: number, end: number): number {
+  const x = b[p + 1] as number;
+  if (x < 0x80 && p + 2 <= end) {
+    at = p + 2;
+    return x;
+  }
+  const y = b[p + 2] as number;
+  if (y < 0x80 && p + 3 <= end) {
+    at = p + 3;
+    return (x & 0x7f) | (y << 7);
+  }
+  const k = vlen(b, p + 1, end);
+  if (k === 0) return -1;
+  at = p + 1 + k;
+  return vval(b, p + 1, k);
+}
+
+/**
  * Reads a SignedRecord and the RecordBody inside it in one pass, as ts-proto (and the UE SDK)
  * write them — every field at most once, in field-number order, short varints — and anything
  * else through {@link scanSignedRecord} + {@link scanBody}, so the answer is theirs for every
@@ -512,26 +534,12 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   f.resetRecord();
   f.resetBody();
   let p = off;
-  // varint bytes: one- and two-byte values inline, longer ones through vlen/vval
-  let x = 0;
-  let y = 0;
-  let k = 0;
   let n = 0;
   // SignedRecord.body (1), required and non-empty here
   if (b[p] !== 10) return false;
-  x = b[p + 1] as number;
-  if (x < 0x80 && p + 2 <= end) {
-    n = x;
-    p += 2;
-  } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= end) {
-    n = (x & 0x7f) | (y << 7);
-    p += 3;
-  } else {
-    k = vlen(b, p + 1, end);
-    if (k === 0) return false;
-    n = vval(b, p + 1, k);
-    p += 1 + k;
-  }
+  n = afterTag(b, p, end);
+  if (n < 0) return false;
+  p = at;
   if (n === 0 || n > end - p) return false;
   const bodyOff = p;
   const bodyEnd = p + n;
@@ -540,19 +548,9 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   p += n;
   // signature (2)
   if (p < end && b[p] === 18) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= end) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= end) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, end);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, end);
+    if (n < 0) return false;
+    p = at;
     if (n > end - p) return false;
     f.sigOff = p;
     f.sigLen = n;
@@ -560,53 +558,23 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   }
   // batch (3): index (1), size (2), path (3) as 32-byte hashes, root (4)
   if (p < end && b[p] === 26) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= end) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= end) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, end);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, end);
+    if (n < 0) return false;
+    p = at;
     if (n > end - p) return false;
     const be = p + n;
     f.batch = true;
     f.batchOff = p;
     f.batchLen = n;
     if (p < be && b[p] === 8) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= be) {
-        f.batchIndex = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= be) {
-        f.batchIndex = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, be);
-        if (k === 0) return false;
-        f.batchIndex = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      f.batchIndex = afterTag(b, p, be);
+      if (f.batchIndex < 0) return false;
+      p = at;
     }
     if (p < be && b[p] === 16) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= be) {
-        f.batchSize = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= be) {
-        f.batchSize = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, be);
-        if (k === 0) return false;
-        f.batchSize = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      f.batchSize = afterTag(b, p, be);
+      if (f.batchSize < 0) return false;
+      p = at;
     }
     let count = 0;
     const run = p;
@@ -617,19 +585,9 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
     f.pathCount = count;
     f.pathOff = count > 0 ? run + 2 : -1;
     if (p < be && b[p] === 34) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= be) {
-        n = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= be) {
-        n = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, be);
-        if (k === 0) return false;
-        n = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      n = afterTag(b, p, be);
+      if (n < 0) return false;
+      p = at;
       if (n > be - p) return false;
       f.rootOff = p;
       f.rootLen = n;
@@ -643,53 +601,23 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   p = bodyOff;
   const e = bodyEnd;
   if (p < e && b[p] === 10) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, e);
+    if (n < 0) return false;
+    p = at;
     if (n > e - p) return false;
     f.identityOff = p;
     f.identityLen = n;
     p += n;
   }
   if (p < e && b[p] === 16) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      f.sequence = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      f.sequence = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      f.sequence = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    f.sequence = afterTag(b, p, e);
+    if (f.sequence < 0) return false;
+    p = at;
   }
   if (p < e && b[p] === 26) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, e);
+    if (n < 0) return false;
+    p = at;
     if (n > e - p) return false;
     f.prevOff = p;
     f.prevLen = n;
@@ -697,52 +625,22 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   }
   if (p < e && b[p] === 32) {
     // int64: a negative value takes 10 bytes, so a short varint is the same non-negative number
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      f.timestampMs = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      f.timestampMs = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      f.timestampMs = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    f.timestampMs = afterTag(b, p, e);
+    if (f.timestampMs < 0) return false;
+    p = at;
   }
   if (p < e && b[p] === 42) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, e);
+    if (n < 0) return false;
+    p = at;
     if (n > e - p) return false;
     f.payloadLen = n;
     p += n;
   }
   if (p < e && b[p] === 50) {
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, e);
+    if (n < 0) return false;
+    p = at;
     if (n > e - p) return false;
     f.contentTypeOff = p;
     f.contentTypeLen = n;
@@ -750,107 +648,47 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
   }
   if (p < e && b[p] === 58) {
     // TxRef: tx_id (1), tx_hash (2), entry_address (3) = EntryAddress { ledger_id (1), as_urls (2)* }
-    x = b[p + 1] as number;
-    if (x < 0x80 && p + 2 <= e) {
-      n = x;
-      p += 2;
-    } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= e) {
-      n = (x & 0x7f) | (y << 7);
-      p += 3;
-    } else {
-      k = vlen(b, p + 1, e);
-      if (k === 0) return false;
-      n = vval(b, p + 1, k);
-      p += 1 + k;
-    }
+    n = afterTag(b, p, e);
+    if (n < 0) return false;
+    p = at;
     if (n > e - p) return false;
     const te = p + n;
     f.hasTx = true;
     if (p < te && b[p] === 8) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= te) {
-        f.txId = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= te) {
-        f.txId = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, te);
-        if (k === 0) return false;
-        f.txId = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      f.txId = afterTag(b, p, te);
+      if (f.txId < 0) return false;
+      p = at;
     }
     if (p < te && b[p] === 18) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= te) {
-        n = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= te) {
-        n = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, te);
-        if (k === 0) return false;
-        n = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      n = afterTag(b, p, te);
+      if (n < 0) return false;
+      p = at;
       if (n > te - p) return false;
       f.txHashOff = p;
       f.txHashLen = n;
       p += n;
     }
     if (p < te && b[p] === 26) {
-      x = b[p + 1] as number;
-      if (x < 0x80 && p + 2 <= te) {
-        n = x;
-        p += 2;
-      } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= te) {
-        n = (x & 0x7f) | (y << 7);
-        p += 3;
-      } else {
-        k = vlen(b, p + 1, te);
-        if (k === 0) return false;
-        n = vval(b, p + 1, k);
-        p += 1 + k;
-      }
+      n = afterTag(b, p, te);
+      if (n < 0) return false;
+      p = at;
       if (n > te - p) return false;
       const ee = p + n;
       f.entryOff = p;
       f.entryLen = n;
       if (p < ee && b[p] === 10) {
-        x = b[p + 1] as number;
-        if (x < 0x80 && p + 2 <= ee) {
-          n = x;
-          p += 2;
-        } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= ee) {
-          n = (x & 0x7f) | (y << 7);
-          p += 3;
-        } else {
-          k = vlen(b, p + 1, ee);
-          if (k === 0) return false;
-          n = vval(b, p + 1, k);
-          p += 1 + k;
-        }
+        n = afterTag(b, p, ee);
+        if (n < 0) return false;
+        p = at;
         if (n > ee - p) return false;
         f.ledgerOff = p;
         f.ledgerLen = n;
         p += n;
       }
       while (p < ee && b[p] === 18) {
-        x = b[p + 1] as number;
-        if (x < 0x80 && p + 2 <= ee) {
-          n = x;
-          p += 2;
-        } else if ((y = b[p + 2] as number) < 0x80 && p + 3 <= ee) {
-          n = (x & 0x7f) | (y << 7);
-          p += 3;
-        } else {
-          k = vlen(b, p + 1, ee);
-          if (k === 0) return false;
-          n = vval(b, p + 1, k);
-          p += 1 + k;
-        }
+        n = afterTag(b, p, ee);
+        if (n < 0) return false;
+        p = at;
         if (n > ee - p) return false;
         p += n;
       }
