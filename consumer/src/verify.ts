@@ -54,6 +54,8 @@ export interface VerifiedCheckpoint {
   note: string;
   /** Witnesses whose signatures were verified, when a witness policy was given. */
   cosigners?: string[];
+  /** End of the signer chain's validity (ms since the epoch): the verification holds until then. */
+  validUntilMs?: number;
 }
 
 export interface VerifiedEndorsement {
@@ -69,6 +71,8 @@ export interface VerifiedEndorsement {
   checkpoint: VerifiedCheckpoint;
   /** true/false when a latest-version proof was checked; undefined when none was given. */
   isLatest: boolean | undefined;
+  /** End of validity of every certificate chain this verification relied on (ms since the epoch). */
+  validUntilMs: number;
 }
 
 /** Common name of a certificate subject DN ("CN=as-1, O=…" -> "as-1"). */
@@ -93,7 +97,15 @@ export function verifySignedCheckpoint(cp: { note: string; certChain: Uint8Array
   const signer = verifyChain(cp.certChain, anchors.roots, { at, role: 'as' });
   const name = commonName(signer.subject);
   const parsed = verifyCheckpoint(cp.note, name, signer.suite, signer.publicKey);
-  const v: VerifiedCheckpoint = { origin: parsed.origin, size: parsed.size, rootHash: parsed.rootHash, stateRoot: parsed.stateRoot, signer: name, note: cp.note };
+  const v: VerifiedCheckpoint = {
+    origin: parsed.origin,
+    size: parsed.size,
+    rootHash: parsed.rootHash,
+    stateRoot: parsed.stateRoot,
+    signer: name,
+    note: cp.note,
+    validUntilMs: signer.validUntil.getTime(),
+  };
   if (witnesses) v.cosigners = verifyCosignatures(cp.note, witnesses).cosigners;
   return v;
 }
@@ -139,6 +151,7 @@ export function verifyProvenEndorsement(p: ProvenTx | undefined, anchors: TrustA
     asSubject: commonName(as.subject),
     checkpoint,
     isLatest,
+    validUntilMs: Math.min(as.validUntil.getTime(), checkpoint.validUntilMs ?? Number.POSITIVE_INFINITY),
   };
 }
 

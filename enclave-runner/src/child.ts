@@ -12,7 +12,9 @@
  * Why a fresh Isolate per job (not a fresh Context in a shared one): a job's heap, memory
  * limit, CPU clock, compiled code and any V8 state it managed to corrupt die with it; no
  * object, global or prototype can survive into the next job, and a memory-limit disposal
- * affects only this job. Creating an isolate costs a few milliseconds, well inside the budget.
+ * affects only this job. Creating an isolate, its context and the prelude costs about 3 ms, so
+ * the child prepares the next job's isolate right after answering a job (see {@link Warm}):
+ * still one unused isolate per job, just made before the job arrives.
  *
  * Data path for the columns, hop by hop:
  * 1. gateway → child: the IPC channel serialises the ArrayBuffers (V8 structured clone) into
@@ -32,6 +34,7 @@ import ivm from 'isolated-vm';
 import { measureRunner } from './measurement.ts';
 import { RUN_ALIAS, sandboxPrelude, type SandboxDriver } from './prelude.ts';
 import {
+  DEFAULT_LIMITS,
   MAX_MESSAGE_LENGTH,
   parseParentMessage,
   type JobErrorCode,
@@ -100,16 +103,21 @@ async function compileJob(isolate: ivm.Isolate, code: string): Promise<ivm.Modul
   return await isolate.compileModule(code, { filename: JOB_FILENAME });
 }
 
-async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
-  const started = performance.now();
-  const deadline = started + req.limits.wallMs;
-  let dataBytes = 0;
-  for (const c of req.columns) dataBytes += c.buffer.byteLength;
-  // The input columns live in the isolate and count against its limit: add them on top.
-  const memoryLimit = req.limits.memoryMb + Math.ceil(dataBytes / MIB);
-  // V8's limit is soft (isolated-vm lends the heap extra room while it decides), so the
-  // process's resident size is watched too. The columns are already resident at this point.
-  const rssCap = process.memoryUsage.rss() + (RSS_FACTOR * req.limits.memoryMb + RSS_SLACK_MB) * MIB;
+/** A fresh isolate with its context and the prelude evaluated; no job code has touched it. */
+interface Prepared {
+  isolate: ivm.Isolate;
+  /** Resolves once the context and the prelude's init function exist (rejects if that failed). */
+  ready: Promise<{ context: ivm.Context; init: ivm.Reference<typeof sandboxPrelude> }>;
+}
+
+/**
+ * The isolate made for the next job, for a memory limit (isolated-vm fixes the limit when the
+ * isolate is created): a job with another limit gets a new isolate and this one is dropped.
+ * Prepared when the child starts and after each job; never used twice.
+ */
+let warm: { memoryLimit: number; prepared: Prepared } | undefined;
+
+function createIsolate(memoryLimit: number): Prepared {
   const isolate = new ivm.Isolate({
     memoryLimit,
     onCatastrophicError: (message: string) => {
@@ -119,6 +127,60 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
       process.abort();
     },
   });
+  const ready = (async () => {
+    const context = await isolate.createContext();
+    const prelude = await isolate.compileScript(PRELUDE_SOURCE, { filename: 'divs:prelude' });
+    const init = (await prelude.run(context, { reference: true })) as ivm.Reference<typeof sandboxPrelude>;
+    return { context, init };
+  })();
+  // a failure shows when the job awaits it; until then it must not count as unhandled
+  ready.catch(() => undefined);
+  return { isolate, ready };
+}
+
+function disposeQuietly(isolate: ivm.Isolate): void {
+  try {
+    if (!isolate.isDisposed) isolate.dispose();
+  } catch {
+    // already disposed
+  }
+}
+
+/** The warm isolate when it was made for this limit, else a new one (the warm one is dropped). */
+function takeIsolate(memoryLimit: number): Prepared {
+  const w = warm;
+  warm = undefined;
+  if (w !== undefined && w.memoryLimit === memoryLimit && !w.prepared.isolate.isDisposed) return w.prepared;
+  if (w !== undefined) disposeQuietly(w.prepared.isolate);
+  return createIsolate(memoryLimit);
+}
+
+/** Makes the next job's isolate now, off its critical path. */
+function prepareNext(memoryLimit: number): void {
+  if (retiring || running !== undefined || warm !== undefined) return;
+  try {
+    warm = { memoryLimit, prepared: createIsolate(memoryLimit) };
+  } catch {
+    // out of memory for a spare isolate: the next job makes its own
+  }
+}
+
+/** The memory limit of a job's isolate: its limit plus room for its input columns. */
+function isolateMemoryLimit(req: JobRequestMessage): number {
+  let dataBytes = 0;
+  for (const c of req.columns) dataBytes += c.buffer.byteLength;
+  return req.limits.memoryMb + Math.ceil(dataBytes / MIB);
+}
+
+async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
+  const started = performance.now();
+  const deadline = started + req.limits.wallMs;
+  // The input columns live in the isolate and count against its limit: they are added on top.
+  const prepared = takeIsolate(isolateMemoryLimit(req));
+  const isolate = prepared.isolate;
+  // V8's limit is soft (isolated-vm lends the heap extra room while it decides), so the
+  // process's resident size is watched too. The columns are already resident at this point.
+  const rssCap = process.memoryUsage.rss() + (RSS_FACTOR * req.limits.memoryMb + RSS_SLACK_MB) * MIB;
 
   let reason: StopReason | undefined;
   let cpuMs = 0;
@@ -132,13 +194,7 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
     }
     return cpuMs;
   };
-  const dispose = (): void => {
-    try {
-      if (!isolate.isDisposed) isolate.dispose();
-    } catch {
-      // already disposed
-    }
-  };
+  const dispose = (): void => disposeQuietly(isolate);
   let signalStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (signalStopped = resolve));
   const stop = (why: StopReason): void => {
@@ -189,7 +245,7 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
     }
   };
 
-  const work = execute(req, isolate, deadline).then(
+  const work = execute(req, prepared, deadline).then(
     (outcome) => stoppedFailure() ?? toResult(outcome),
     (e: unknown) => stoppedFailure() ?? toResult(classifyError(e, isolate, readCpu() > req.limits.cpuMs, req)),
   );
@@ -206,7 +262,8 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
     clearTimeout(wallTimer);
     running = undefined;
     readCpu();
-    dispose();
+    // disposing takes a fraction of a millisecond: after the answer is on its way
+    setImmediate(dispose);
   }
 
   function toResult(outcome: Outcome): ResultMessage {
@@ -218,12 +275,9 @@ async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
 type Outcome = { ok: true; output: string; outputBytes: number } | { ok: false; code: JobErrorCode; message: string };
 
 /** Compiles, evaluates and runs the job in `isolate`; rejects with whatever isolated-vm threw. */
-async function execute(req: JobRequestMessage, isolate: ivm.Isolate, deadline: number): Promise<Outcome> {
-  const context = await isolate.createContext();
-  const prelude = await isolate.compileScript(PRELUDE_SOURCE, { filename: 'divs:prelude' });
-  const init = (await prelude.run(context, { reference: true, timeout: remainingMs(deadline) })) as ivm.Reference<
-    typeof sandboxPrelude
-  >;
+async function execute(req: JobRequestMessage, prepared: Prepared, deadline: number): Promise<Outcome> {
+  const isolate = prepared.isolate;
+  const { context, init } = await prepared.ready;
   const seedHi = Math.floor(req.seed / 2 ** 32);
   const seedLo = req.seed >>> 0;
   const drive = (await init.apply(undefined, [seedHi, seedLo, req.startTimeMs], {
@@ -322,6 +376,8 @@ function onMessage(raw: unknown): void {
     return;
   }
   const job = msg;
+  // read before the run: the run transfers the columns away
+  const memoryLimit = isolateMemoryLimit(job);
   send({ type: 'started', jobId: job.jobId });
   runJob(job).then((result) => {
     if (result.retire === true) {
@@ -330,6 +386,8 @@ function onMessage(raw: unknown): void {
       setTimeout(() => process.exit(0), RETIRE_EXIT_MS);
     }
     send(result);
+    // the next job most likely comes with the same limits
+    setImmediate(() => prepareNext(memoryLimit));
   }, (e: unknown) => {
     // runJob catches everything; reaching this means a bug in the runner itself.
     send({ type: 'result', jobId: job.jobId, ok: false, code: 'JOB_RUNNER_CRASHED', message: hostErrorMessage(e), cpuMs: 0, wallMs: 0 });
@@ -341,3 +399,5 @@ function onMessage(raw: unknown): void {
 process.on('disconnect', () => process.exit(0));
 process.on('message', onMessage);
 send({ type: 'ready', pid: process.pid, measurement: measureRunner().digest });
+// the first job most likely comes with the default limits and a small input (≤ 1 MiB)
+prepareNext(DEFAULT_LIMITS.memoryMb + 1);

@@ -287,5 +287,6 @@ function verified(u: FixtureUe, version: number, terminationMs: number): Verifie
     asSubject: 'as-1',
     checkpoint: { origin: LEDGER_ID, size: 10, rootHash: new Uint8Array(32), stateRoot: new Uint8Array(32), signer: 'as-1', note: '' },
     isLatest: version === 2,
+    validUntilMs: Number.MAX_SAFE_INTEGER,
   };
 }
