@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { SignedRecord } from '../../proto/gen/divs/v1/common.ts';
+import type { SignedRecord, TxRef } from '../../proto/gen/divs/v1/common.ts';
 import { AckStatus } from '../../proto/gen/divs/v1/gateway.ts';
 import { JobAttestation, JobState, JobStatement, type JobStatus } from '../../proto/gen/divs/v1/jobs.ts';
 import { Domain, pae, sha256, toHex, utf8 } from '../../protocol/src/bytes.ts';
@@ -47,12 +47,18 @@ const MEAN_CODE = `export function run(data) {
   for (let i = 0; i < x.length; i++) s += x[i];
   return { mean: s / x.length };
 }`;
+const COUNT_SUM = `export function run(data) {
+  const x = data.columns.importKWh;
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return { rows: data.rows, sum: s };
+}`;
 const LEAK_COLUMN = 'export function run(data) { return Array.from(data.columns.importKWh); }';
 const LEAK_TEXT = 'export function run(data) { return { dump: Array.from(data.columns.importKWh).join(",") }; }';
 const SPIN = 'export function run() { for (;;) {} }';
 const BROKEN = 'export function run( {';
 const UNREVIEWED = 'export function run(data) { return { n: data.rows }; }';
-const ALLOWED = [SUM_CODE, MEAN_CODE, LEAK_COLUMN, LEAK_TEXT, SPIN, BROKEN].map(codeHashOf);
+const ALLOWED = [SUM_CODE, COUNT_SUM, MEAN_CODE, LEAK_COLUMN, LEAK_TEXT, SPIN, BROKEN].map(codeHashOf);
 
 let s: Stack;
 let fleet: Fleet;
@@ -91,7 +97,7 @@ beforeAll(async () => {
   const dir = tempDir('gw-jobs');
   const data = join(dir, 'gw');
   mkdirSync(data, { recursive: true });
-  const policy = { datasets: ['meters', 'tiny'], minDistinctUes: 3, maxOutputBytes: 16_384, maxGroups: 32, maxValuesPerGroup: 64, transport: 'tls' };
+  const policy = { datasets: ['meters', 'tiny', 'term'], minDistinctUes: 3, maxOutputBytes: 16_384, maxGroups: 32, maxValuesPerGroup: 64, transport: 'tls' };
   const cfg = {
     dataDir: data,
     name: 'gw-jobs',
@@ -108,6 +114,7 @@ beforeAll(async () => {
     datasets: [
       { id: 'meters', channel: 'meters', schema: 'urn:divs:usecase:I.2', grants: ['*'] },
       { id: 'tiny', channel: 'tiny', grants: ['*'] },
+      { id: 'term', channel: 'term', schema: 'urn:divs:usecase:I.2', grants: ['*'] },
       { id: 'other', channel: 'meters', grants: ['alice'] },
     ],
     jobs: {
@@ -176,7 +183,7 @@ describe('consumer jobs on a gateway', () => {
   it('[SC2-3] tells a consumer its usage policy, including the runner measurement it will be attested with', async () => {
     const p = await alice.policy();
     expect(p.gatewayId).toBe('gw-jobs');
-    expect(p.datasets.sort()).toEqual(['meters', 'tiny']);
+    expect(p.datasets.sort()).toEqual(['meters', 'term', 'tiny']);
     expect(p.output).toMatchObject({ minDistinctUes: 3, maxOutputBytes: 16_384, maxGroups: 32, maxValuesPerGroup: 64 });
     expect(p.transport).toBe('tls');
     expect(p.manualApproval).toBe(true);
@@ -434,5 +441,46 @@ describe('consumer jobs on a gateway', () => {
     const c = await alice.run({ datasetId: 'meters', code: MEAN_CODE });
     expect(c.report.startedAtMs).toBeGreaterThan(a.report.startedAtMs);
     expect(c.report.recordCount).toBe(a.report.recordCount + 1);
+  });
+
+  it('[SC2-2] [VER-3] [UPD-1] a job run on the previous verification\'s windows while the AS answers is thrown away when a contract ended since', async () => {
+    // UEs 2, 3 and 4 send two readings each on "term", signed before now
+    const ingest = new IngestClient({ address: `127.0.0.1:${gw.port}`, channel: 'term', credentials: gatewayCredentials({ rootsPem }) });
+    const sendReadings = async (i: number, times: number[], startIndex: number) => {
+      const samples = smartMeter.generate({ seed: 'jobs-it', deviceId: `meter-${i}`, count: times.length, startIndex });
+      const sg = signers.get(i) as RecordSigner;
+      const recs: SignedRecord[] = [];
+      for (const [k, x] of samples.entries()) recs.push(await sg.sign(x.bytes, x.contentType, times[k] as number));
+      const acks = await ingest.send(recs);
+      expect(acks.every((a) => a.status === AckStatus.ACK_STATUS_STORED)).toBe(true);
+    };
+    const now = Date.now();
+    for (const i of [2, 3, 4]) await sendReadings(i, [now - 10_000, now - 9_000], READINGS + 20);
+    type Sum = { rows: number; sum: number };
+    const first = await alice.run<Sum>({ datasetId: 'term', code: COUNT_SUM });
+    expect(first.document.groups[0]?.value.rows).toBe(6);
+
+    // UE 4's contract ends; its device, not told yet, signs two more readings afterwards
+    const u = fleet.ues[4] as (typeof fleet.ues)[number];
+    await s.cefClient.applyAction(u.identity, { $case: 'terminate', value: { terminationTimeMs: 0 } });
+    const ref = u.endorsement?.tx as TxRef;
+    const ueKey = (await s.consumer.endorsement(ref)).ueKey;
+    const deadline = Date.now() + 15_000;
+    while ((await s.consumer.latestFor(ref, ueKey)).endorsement.version < 2) {
+      if (Date.now() > deadline) throw new Error('the AS did not endorse version 2');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await sendReadings(4, [Date.now() + 5_000, Date.now() + 6_000], READINGS + 22);
+    ingest.close();
+
+    // The gateway still holds version 1 of UE 4 from the first job: judged against it, all 8
+    // readings pass, and the job runs on them while the AS is asked. The AS proves version 2,
+    // so that run is discarded and only the 6 readings signed before the termination count.
+    const second = await alice.run<Sum>({ datasetId: 'term', code: COUNT_SUM });
+    expect(second.report.recordCount).toBe(8);
+    expect(second.report.validCount).toBe(6);
+    expect(second.document.groups[0]?.value.rows).toBe(6);
+    expect(second.statement.inputRecords).toBe(6);
+    expect(second.document.groups[0]?.value.sum).toBeCloseTo(first.document.groups[0]?.value.sum as number, 9);
   });
 });

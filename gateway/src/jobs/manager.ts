@@ -41,7 +41,7 @@ import { ueKeyOf } from '../store.ts';
 import { measurementMessage, type AttestationSigner } from './attestation.ts';
 import { checkGroupBy, groupData, parseRows, partition, type VerifiedRow } from './columns.ts';
 import { checkGroupValue, resultBytes, type JobResultDocument, type ReleasedGroup } from './output.ts';
-import type { JobLimitValues, PolicyEngine, TransportFacts } from './policy.ts';
+import type { JobLimitValues, JobPolicyConfig, PolicyEngine, TransportFacts } from './policy.ts';
 import { jobCommitment, type SnapshotVerifier } from './snapshot.ts';
 import { FINAL_STATES, type JobRecord, type JobStore } from './store.ts';
 
@@ -77,6 +77,15 @@ export interface JobManagerOptions {
   /** A verified snapshot of an unchanged dataset may be reused for this long (0: verify every job). */
   verificationMaxAgeMs?: number;
   log?: Logger;
+}
+
+/** What running a job's groups gave. */
+interface GroupsRun {
+  released: ReleasedGroup[];
+  /** The rows of the groups that ran. */
+  used: Set<VerifiedRow>;
+  suppressed: number;
+  unparsed: number;
 }
 
 interface Running {
@@ -393,6 +402,64 @@ export class JobManager {
     }
   }
 
+  /**
+   * Partitions verified rows (the gateway counts each group's UEs, jobs/output.ts), runs the job
+   * in the sandbox once per group that meets the threshold, and checks each group's output.
+   * Reports progress through `onProgress` (groups done, groups in all), when given.
+   */
+  async #runGroups(
+    j: JobRecord,
+    r: Running,
+    rows: VerifiedRow[],
+    p: JobPolicyConfig,
+    datasetId: string,
+    startedAtMs: number,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<GroupsRun> {
+    const signal = r.ctl.signal;
+    const { parsed, unparsed } = parseRows(rows);
+    const groups = partition(parsed, j.groupBy, p.maxGroups);
+    const runnable = groups.filter((g) => g.rows.length > 0 && g.ues >= p.minDistinctUes);
+    const suppressed = groups.length - runnable.length;
+    if (runnable.length === 0) {
+      const most = Math.max(0, ...groups.map((g) => g.ues));
+      fail('OUTPUT_BELOW_THRESHOLD', `no group holds records of ${p.minDistinctUes} distinct UEs (the policy threshold); the largest holds ${most} (${parsed.length} usable verified records)`);
+    }
+    onProgress?.(0, runnable.length);
+    const pool = await this.#o.runners();
+    aborted(signal);
+    r.pool = pool;
+    const params = JSON.parse(j.paramsJson) as JsonValue;
+    const released: ReleasedGroup[] = [];
+    const used = new Set<VerifiedRow>();
+    try {
+      for (const [i, g] of runnable.entries()) {
+        aborted(signal);
+        r.runnerJobId = `${j.id}.${i}`;
+        const res = await pool.run({
+          jobId: r.runnerJobId,
+          code: j.code,
+          params,
+          data: groupData(g, { datasetId, groupBy: j.groupBy }),
+          limits: j.limits,
+          seed: j.seed,
+          startTimeMs: startedAtMs,
+        });
+        aborted(signal);
+        if (!res.ok) throw new DivsError(res.code, runnable.length > 1 ? `group ${i + 1} of ${runnable.length}: ${res.message}` : res.message);
+        if (res.codeHash !== j.codeHash) fail('INTERNAL', 'the runner ran other code than submitted');
+        const value = JSON.parse(res.output) as unknown;
+        checkGroupValue(value, g.rows.length, p);
+        released.push({ key: g.key, ues: g.ues, records: g.rows.length, value });
+        for (const row of g.rows) used.add(row.row);
+        onProgress?.(i + 1, runnable.length);
+      }
+    } finally {
+      r.runnerJobId = undefined;
+    }
+    return { released, used, suppressed, unparsed };
+  }
+
   async #process(j: JobRecord, r: Running): Promise<void> {
     const signal = r.ctl.signal;
     try {
@@ -404,6 +471,13 @@ export class JobManager {
       const p = this.#o.policy.policyFor(j.consumer);
       if (!p || !this.#o.policy.datasetAllowed(p, j.datasetId)) fail('POLICY_DATASET_DENIED', `the usage policy no longer allows jobs of ${j.consumer} on ${j.datasetId}`);
       const nonce = j.nonce.length > 0 ? j.nonce : utf8(j.id);
+      // While the AS is asked for the latest versions, the job already runs on the rows that the
+      // windows of the previous verification give (a guess). Its output is used only when the
+      // fresh answers confirm those windows — then the rows are exactly the verified ones and
+      // the deterministic run (fixed seed and clock) gives what a run after verification would;
+      // otherwise it is thrown away and the job runs again on the verified rows. Nothing of a
+      // guess leaves the gateway, and the job's states and progress follow the verified path.
+      let guess: Promise<{ ok: true; run: GroupsRun } | { ok: false; error: unknown }> | undefined;
       const snap = await this.#o.snapshots.verify({
         gatewayId: this.#o.attestations.gatewayId,
         datasetId: dataset.id,
@@ -413,6 +487,12 @@ export class JobManager {
         maxRecords: p.maxRecords,
         maxAgeMs: this.#o.verificationMaxAgeMs ?? 0,
         signal,
+        onGuess: (rows) => {
+          guess = this.#runGroups(j, r, rows, p, dataset.id, startedAtMs).then(
+            (run) => ({ ok: true as const, run }),
+            (error: unknown) => ({ ok: false as const, error }),
+          );
+        },
       });
       aborted(signal);
       const verifiedAtMs = Date.now();
@@ -431,44 +511,19 @@ export class JobManager {
         false,
       );
 
-      // the gateway partitions the verified rows and counts each group's UEs (jobs/output.ts)
-      const { parsed, unparsed } = parseRows(snap.rows);
-      const groups = partition(parsed, j.groupBy, p.maxGroups);
-      const runnable = groups.filter((g) => g.rows.length > 0 && g.ues >= p.minDistinctUes);
-      const suppressed = groups.length - runnable.length;
-      if (runnable.length === 0) {
-        const most = Math.max(0, ...groups.map((g) => g.ues));
-        fail('OUTPUT_BELOW_THRESHOLD', `no group holds records of ${p.minDistinctUes} distinct UEs (the policy threshold); the largest holds ${most} (${parsed.length} usable verified records)`);
-      }
-      this.#set(j, { groupsTotal: runnable.length, groupsDone: 0 }, false);
-      const pool = await this.#o.runners();
+      let run: GroupsRun;
+      const guessed = guess === undefined ? undefined : await guess;
       aborted(signal);
-      r.pool = pool;
-      const params = JSON.parse(j.paramsJson) as JsonValue;
-      const released: ReleasedGroup[] = [];
-      const used = new Set<VerifiedRow>();
-      for (const [i, g] of runnable.entries()) {
-        aborted(signal);
-        r.runnerJobId = `${j.id}.${i}`;
-        const res = await pool.run({
-          jobId: r.runnerJobId,
-          code: j.code,
-          params,
-          data: groupData(g, { datasetId: dataset.id, groupBy: j.groupBy }),
-          limits: j.limits,
-          seed: j.seed,
-          startTimeMs: startedAtMs,
-        });
-        aborted(signal);
-        if (!res.ok) throw new DivsError(res.code, runnable.length > 1 ? `group ${i + 1} of ${runnable.length}: ${res.message}` : res.message);
-        if (res.codeHash !== j.codeHash) fail('INTERNAL', 'the runner ran other code than submitted');
-        const value = JSON.parse(res.output) as unknown;
-        checkGroupValue(value, g.rows.length, p);
-        released.push({ key: g.key, ues: g.ues, records: g.rows.length, value });
-        for (const row of g.rows) used.add(row.row);
-        this.#set(j, { groupsDone: i + 1, progress: 0.4 + (0.55 * (i + 1)) / runnable.length, detail: `group ${i + 1} of ${runnable.length} done` }, false);
+      if (snap.guessConfirmed && guessed !== undefined) {
+        if (!guessed.ok) throw guessed.error;
+        run = guessed.run;
+        this.#set(j, { groupsTotal: run.released.length, groupsDone: run.released.length, progress: 0.95, detail: `${run.released.length} group(s) done` }, false);
+      } else {
+        run = await this.#runGroups(j, r, snap.rows, p, dataset.id, startedAtMs, (done, total) =>
+          this.#set(j, { groupsTotal: total, groupsDone: done, progress: 0.4 + (0.55 * done) / total, detail: done === 0 ? `${total} group(s) to run` : `group ${done} of ${total} done` }, false),
+        );
       }
-      r.runnerJobId = undefined;
+      const { released, used, suppressed, unparsed } = run;
 
       const doc: JobResultDocument = { jobId: j.id, datasetId: dataset.id, groupBy: [...j.groupBy], groups: released, suppressedGroups: suppressed, unparsedRecords: unparsed };
       const result = resultBytes(doc, p);

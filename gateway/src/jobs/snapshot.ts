@@ -34,6 +34,7 @@ import { commitmentRoot } from '../verify/commitment.ts';
 import { Sha256Many } from '../verify/sha256x4.ts';
 import type { VerificationEngine, VerificationOutcome } from '../verify/engine.ts';
 import { UNVERIFIED, type Outcome } from '../verify/task.ts';
+import type { RecordVerdict } from '../verify/summary.ts';
 import type { VerifiedRow } from './columns.ts';
 
 let hasher: Sha256Many | undefined;
@@ -53,6 +54,8 @@ export interface Snapshot {
   report: VerificationReport;
   /** The dataset's valid records, in dataset order (UE key, then sequence). */
   rows: VerifiedRow[];
+  /** True when `rows` is the very array handed to `onGuess`: the guess was right. */
+  guessConfirmed: boolean;
 }
 
 export interface SnapshotRequest {
@@ -68,6 +71,13 @@ export interface SnapshotRequest {
   maxAgeMs?: number;
   /** Checked between steps; an aborted snapshot throws JOB_CANCELLED. */
   signal?: AbortSignal;
+  /**
+   * Called at most once, before the snapshot is final, with the valid rows as judged against
+   * the endorsement windows the previous verification proved, while the AS is still being asked
+   * for the latest versions. A guess: only when the snapshot comes back with `guessConfirmed`
+   * are these the verified rows; otherwise anything computed from them must be thrown away.
+   */
+  onGuess?: (rows: VerifiedRow[]) => void;
 }
 
 /** A verification kept for reuse: everything but the per-request report fields. */
@@ -123,7 +133,7 @@ export class SnapshotVerifier {
     const fingerprint = JSON.stringify(ues.map((u) => [u.ue, u.count, u.firstSequence, u.lastSequence, u.chainFirst, u.chainLast]));
     if (maxAge > 0) {
       const hit = this.#cache.get(cacheKey);
-      if (hit && hit.fingerprint === fingerprint && Date.now() - hit.at <= maxAge) return { report: this.#report(hit.outcome, hit.ueIds, req), rows: hit.rows };
+      if (hit && hit.fingerprint === fingerprint && Date.now() - hit.at <= maxAge) return { report: this.#report(hit.outcome, hit.ueIds, req), rows: hit.rows, guessConfirmed: false };
     }
 
     // 1. whole chains of the selected UEs, in dataset order
@@ -147,14 +157,33 @@ export class SnapshotVerifier {
     checkAborted(req.signal);
 
     // 2. one verdict per record
-    const res = await this.#engine.verifyRecords(records);
+    const rowsOf = (verdicts: RecordVerdict[]): VerifiedRow[] => {
+      const out: VerifiedRow[] = [];
+      for (let i = 0; i < records.length; i++) {
+        const v = verdicts[i];
+        if (inSelection[i] && v?.outcome === 'VALID') out.push(decodeRow(records[i] as Uint8Array, ueOf[i] as number, v.hash));
+      }
+      return out;
+    };
+    let guessRows: VerifiedRow[] | undefined;
+    const onGuess = req.onGuess;
+    const res = await this.#engine.verifyRecords(records, {
+      onGuess:
+        onGuess &&
+        ((verdicts) => {
+          if (req.signal?.aborted) return;
+          guessRows = rowsOf(verdicts);
+          onGuess(guessRows);
+        }),
+    });
     checkAborted(req.signal);
+    // the guess was the final judgement: its rows are the rows
+    const guessConfirmed = res.guessed && guessRows !== undefined;
 
     // 3. count the dataset's records (context records are chain links only)
     const invalid = new Map<Outcome, number>();
     const unverified = new Map<Outcome, number>();
     const chain = { gaps: 0, missingRecords: 0, forks: 0, replays: 0, reordered: 0 };
-    const rows: VerifiedRow[] = [];
     const validHashes: Uint8Array[] = [];
     let counted = 0;
     let valid = 0;
@@ -167,7 +196,6 @@ export class SnapshotVerifier {
         valid++;
         if (late[i]) chain.reordered++;
         validHashes.push(v.hash);
-        rows.push(decodeRow(records[i] as Uint8Array, ueOf[i] as number, v.hash));
       } else {
         const m = UNVERIFIED.has(v.outcome) ? unverified : invalid;
         m.set(v.outcome, (m.get(v.outcome) ?? 0) + 1);
@@ -183,6 +211,7 @@ export class SnapshotVerifier {
         checkAborted(req.signal);
       }
     }
+    const rows = guessConfirmed ? (guessRows as VerifiedRow[]) : rowsOf(res.verdicts);
     const hashes = new Uint8Array(32 * validHashes.length);
     validHashes.forEach((h, k) => hashes.set(h, 32 * k));
     const outcome: VerificationOutcome = {
@@ -204,7 +233,7 @@ export class SnapshotVerifier {
       this.#cache.set(cacheKey, { fingerprint, at: outcome.finishedAtMs, outcome, ueIds, rows });
       while (this.#cache.size > CACHE_ENTRIES) this.#cache.delete(this.#cache.keys().next().value as string);
     }
-    return { report: this.#report(outcome, ueIds, req), rows };
+    return { report: this.#report(outcome, ueIds, req), rows, guessConfirmed };
   }
 
   /** The report of a verification for one request (its nonce and UE restriction). */

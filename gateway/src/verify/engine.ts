@@ -144,17 +144,34 @@ export class VerificationEngine {
    * so it is then the one a run after the lookups would make. Otherwise (a contract ended, a new
    * version) the records are judged again.
    */
-  async #judgeFresh<J>(refs: readonly RefInput[], judge: (windows: WindowSpec[]) => Promise<J>): Promise<{ resolved: ResolvedRef[]; judged: J }> {
+  async #judgeFresh<J>(
+    refs: readonly RefInput[],
+    judge: (windows: WindowSpec[]) => Promise<J>,
+    onGuess?: (judged: J) => void,
+  ): Promise<{ resolved: ResolvedRef[]; judged: J; guessed: boolean }> {
     const guess = this.#resolver.peekWindows(refs);
     const fresh = this.#resolver.resolve(refs);
     if (!guess) {
       const resolved = await fresh;
-      return { resolved, judged: await judge(resolved.map((r) => r.window)) };
+      return { resolved, judged: await judge(resolved.map((r) => r.window)), guessed: false };
     }
-    const [speculative, resolved] = await Promise.all([judge(guess).catch(() => undefined), fresh]);
+    let answered = false;
+    void fresh.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
+    const early = judge(guess).then(
+      (j) => {
+        // handed out only while the fresh answers are still awaited: afterwards it is no guess
+        if (onGuess !== undefined && !answered) onGuess(j);
+        return j;
+      },
+      () => undefined,
+    );
+    const [speculative, resolved] = await Promise.all([early, fresh]);
     const windows = resolved.map((r) => r.window);
-    if (speculative !== undefined && sameWindows(guess, windows)) return { resolved, judged: speculative };
-    return { resolved, judged: await judge(windows) };
+    if (speculative !== undefined && sameWindows(guess, windows)) return { resolved, judged: speculative, guessed: true };
+    return { resolved, judged: await judge(windows), guessed: false };
   }
 
   /**
@@ -226,7 +243,10 @@ export class VerificationEngine {
    * its UE is "reordered". `windows`, when given, replace AS lookups (trusted key material).
    * Returns per-record verdicts in input order.
    */
-  async verifyRecords(records: readonly Uint8Array[], opts: { windows?: WindowSpec[] } = {}): Promise<VerificationOutcome & { verdicts: RecordVerdict[] }> {
+  async verifyRecords(
+    records: readonly Uint8Array[],
+    opts: { windows?: WindowSpec[]; onGuess?: (verdicts: RecordVerdict[]) => void } = {},
+  ): Promise<VerificationOutcome & { verdicts: RecordVerdict[]; guessed: boolean }> {
     const t0 = Date.now();
     const f = new RecordFields();
     const n = records.length;
@@ -342,15 +362,17 @@ export class VerificationEngine {
 
     let resolved: ResolvedRef[];
     let judged: { tally: Tally; verdicts: RecordVerdict[] };
+    let guessed = false;
     if (opts.windows) {
       const windows = opts.windows;
       resolved = windows.map((w) => ({ ledgerId: w.ledgerId, txId: w.txId, window: w, outcome: w.error ?? 'OK', count: refs.get(`${w.ledgerId}\n${w.txId}`)?.count ?? 0 }));
       judged = await judge(windows);
     } else {
-      ({ resolved, judged } = await this.#judgeFresh([...refs.values()], judge));
+      const onGuess = opts.onGuess;
+      ({ resolved, judged, guessed } = await this.#judgeFresh([...refs.values()], judge, onGuess && ((j) => onGuess(j.verdicts))));
     }
     const { tally, verdicts } = judged;
-    return { ...(await this.#finish(t0, tally, resolved, ueIds.size)), verdicts };
+    return { ...(await this.#finish(t0, tally, resolved, ueIds.size)), verdicts, guessed };
   }
 }
 
