@@ -100,6 +100,9 @@ describe('one-pass record reader', () => {
         const d = RecordBody.decode(back.body);
         expect([fast.sequence, fast.timestampMs, fast.prevLen, fast.payloadLen, fast.hasTx]).toEqual([d.sequence, d.timestampMs, d.previousHash.length, d.payload.length, d.endorsement !== undefined]);
         expect(equalBytes(rec.subarray(fast.bodyOff, fast.bodyOff + fast.bodyLen), back.body)).toBe(true);
+        // what a job's rows are read from: the payload and content type in place
+        expect(equalBytes(fast.payloadOff < 0 ? new Uint8Array(0) : rec.subarray(fast.payloadOff, fast.payloadOff + fast.payloadLen), d.payload)).toBe(true);
+        expect(fast.contentTypeOff < 0 ? '' : Buffer.from(rec.subarray(fast.contentTypeOff, fast.contentTypeOff + fast.contentTypeLen)).toString('utf8')).toBe(d.contentType);
         if (back.batch) expect([fast.batchIndex, fast.batchSize, fast.pathCount, fast.rootLen]).toEqual([back.batch.index, back.batch.size, back.batch.path.length, back.batch.root.length]);
         if (d.endorsement) expect([fast.txId, fast.txHashLen]).toEqual([d.endorsement.txId, d.endorsement.txHash.length]);
       }),

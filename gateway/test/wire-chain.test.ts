@@ -50,6 +50,7 @@ describe('record reader', () => {
         expect(f.timestampMs).toBe(d.timestampMs);
         expect(f.prevLen).toBe(d.previousHash.length);
         expect(f.payloadLen).toBe(d.payload.length);
+        expect(Buffer.from(f.payloadOff < 0 ? new Uint8Array(0) : rec.subarray(f.payloadOff, f.payloadOff + f.payloadLen)).equals(Buffer.from(d.payload))).toBe(true);
         expect(f.hasTx).toBe(d.endorsement !== undefined);
         if (d.endorsement) expect(f.txId).toBe(d.endorsement.txId);
       }),

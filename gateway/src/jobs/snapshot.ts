@@ -24,12 +24,13 @@
  * back-dated contract termination) — the same bounded staleness as the resolver's
  * `as.latestTtlMs` — and a record on another channel filling a gap of a UE's chain.
  */
-import { RecordBody, SignedRecord, UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
+import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
 import type { VerificationReport } from '../../../proto/gen/divs/v1/gateway.ts';
 import { fail } from '../../../protocol/src/errors.ts';
 import { buildReport } from '../report.ts';
 import { StoreReader, type RecordStore, type Selection } from '../store.ts';
 import { Finding } from '../verify/chain.ts';
+import { RecordFields, scanRecord } from '../verify/wire.ts';
 import { commitmentRoot } from '../verify/commitment.ts';
 import { Sha256Many } from '../verify/sha256x4.ts';
 import type { VerificationEngine, VerificationOutcome } from '../verify/engine.ts';
@@ -157,11 +158,12 @@ export class SnapshotVerifier {
     checkAborted(req.signal);
 
     // 2. one verdict per record
+    const fields = new RecordFields();
     const rowsOf = (verdicts: RecordVerdict[]): VerifiedRow[] => {
       const out: VerifiedRow[] = [];
       for (let i = 0; i < records.length; i++) {
         const v = verdicts[i];
-        if (inSelection[i] && v?.outcome === 'VALID') out.push(decodeRow(records[i] as Uint8Array, ueOf[i] as number, v.hash));
+        if (inSelection[i] && v?.outcome === 'VALID') out.push(decodeRow(records[i] as Uint8Array, ueOf[i] as number, v.hash, fields));
       }
       return out;
     };
@@ -254,13 +256,12 @@ export class SnapshotVerifier {
   }
 }
 
-/** The row of a valid record (its bytes were verified, so they decode). */
-function decodeRow(record: Uint8Array, ue: number, hash: Uint8Array): VerifiedRow {
-  let body: RecordBody;
-  try {
-    body = RecordBody.decode(SignedRecord.decode(record).body);
-  } catch (e) {
-    fail('INTERNAL', 'a verified record does not decode', e);
-  }
-  return { ue, hash, timestampMs: body.timestampMs, contentType: body.contentType, payload: body.payload };
+const utf8Text = new TextDecoder();
+
+/** The row of a valid record (its bytes were verified, so they decode), read in place. */
+function decodeRow(record: Uint8Array, ue: number, hash: Uint8Array, f: RecordFields): VerifiedRow {
+  if (!scanRecord(record, 0, record.length, f)) fail('INTERNAL', 'a verified record does not decode');
+  const contentType = f.contentTypeOff < 0 ? '' : utf8Text.decode(record.subarray(f.contentTypeOff, f.contentTypeOff + f.contentTypeLen));
+  const payload = f.payloadOff < 0 ? new Uint8Array(0) : record.subarray(f.payloadOff, f.payloadOff + f.payloadLen);
+  return { ue, hash, timestampMs: f.timestampMs, contentType, payload };
 }

@@ -48,6 +48,8 @@ export class RecordFields {
   timestampMs = 0;
   contentTypeOff = -1;
   contentTypeLen = 0;
+  /** Field 5 (payload): offset (-1 when absent) and length. */
+  payloadOff = -1;
   payloadLen = 0;
   /** Field 7 (TxRef) present. */
   hasTx = false;
@@ -87,6 +89,7 @@ export class RecordFields {
     this.timestampMs = 0;
     this.contentTypeOff = -1;
     this.contentTypeLen = 0;
+    this.payloadOff = -1;
     this.payloadLen = 0;
     this.hasTx = false;
     this.txId = 0;
@@ -441,6 +444,7 @@ export function scanBody(data: Uint8Array, off: number, len: number, f: RecordFi
           f.prevOff = p;
           f.prevLen = n;
         } else if (tag === 42) {
+          f.payloadOff = p;
           f.payloadLen = n;
         } else if (tag === 50) {
           f.contentTypeOff = p;
@@ -634,6 +638,7 @@ export function scanCanonical(b: Uint8Array, off: number, len: number, f: Record
     if (n < 0) return false;
     p = at;
     if (n > e - p) return false;
+    f.payloadOff = p;
     f.payloadLen = n;
     p += n;
   }
