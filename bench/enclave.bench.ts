@@ -94,6 +94,9 @@ async function main(): Promise<void> {
     const baseCpu: number[] = [];
     const samples = QUICK ? 3 : 5;
     for (let s = 0; s < samples; s++) {
+      // let the children settle first (a child disposes the last isolate and prepares the next
+      // one right after answering), so the native pass does not share the cores with them
+      await new Promise((r) => setTimeout(r, 100));
       const t = performance.now();
       native(x, reps);
       nativeMs.push(performance.now() - t);
