@@ -11,6 +11,7 @@ import { RecordBody } from '../../proto/gen/divs/v1/common.ts';
 import { EndorsementView, ProvenTx, VerificationDataServiceClient } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { DivsError, fail, isErrorCode } from '../../protocol/src/errors.ts';
 import { equalBytes, sha256, toHex } from '../../protocol/src/bytes.ts';
+import { LruMap } from '../../protocol/src/lru.ts';
 import { grpc, makeClient, unary } from '../../platform/src/grpc.ts';
 import { checkRecord, type RecordVerdict, type TrustAnchors, type VerifiedEndorsement, verifyEndorsementSummary, verifyProvenEndorsement } from './verify.ts';
 
@@ -21,7 +22,14 @@ export interface ConsumerOptions {
   timeoutMs?: number;
   /** How long a "latest version" answer is reused (ms). */
   latestTtlMs?: number;
+  /**
+   * Most verified endorsements, and most latest versions, kept in memory (each least recently
+   * used first out; default 100,000). A dropped one is fetched and verified again when needed.
+   */
+  cacheEntries?: number;
 }
+
+const DEFAULT_CACHE_ENTRIES = 100_000;
 
 /** UE keys per GetLatestBatch call (the AS accepts up to 1024). */
 const LATEST_BATCH_MAX = 512;
@@ -34,10 +42,10 @@ interface LatestBatch {
 export class DivsConsumer {
   readonly #o: ConsumerOptions;
   readonly #clients = new Map<string, VerificationDataServiceClient>();
-  readonly #endorsements = new Map<string, VerifiedEndorsement>();
+  readonly #endorsements: LruMap<string, VerifiedEndorsement>;
   /** Latest versions by ledger and UE key: when fetched, what verified, and (for fetched answers)
    * the digest of the exact answer, so an unchanged answer is not verified again. */
-  readonly #latest = new Map<string, { at: number; v: VerifiedEndorsement; answer?: string }>();
+  readonly #latest: LruMap<string, { at: number; v: VerifiedEndorsement; answer?: string }>;
   /** Latest-version requests waiting for this turn's GetLatestBatch, per AS URL list. */
   readonly #latestBatches = new Map<string, LatestBatch>();
   /** AS URL lists whose AS does not implement GetLatestBatch. */
@@ -45,6 +53,9 @@ export class DivsConsumer {
 
   constructor(o: ConsumerOptions) {
     this.#o = o;
+    const max = o.cacheEntries ?? DEFAULT_CACHE_ENTRIES;
+    this.#endorsements = new LruMap(max);
+    this.#latest = new LruMap(max);
   }
 
   #client(url: string): VerificationDataServiceClient {

@@ -58,10 +58,12 @@ export const GatewayConfigSchema = z.object({
       attempts: z.number().int().min(1).max(10).default(3),
       backoffMs: z.number().int().min(0).default(200),
       latestTtlMs: z.number().int().min(0).default(0),
+      /** Verified endorsements and latest versions kept in memory (each; least recently used out). */
+      cacheEntries: z.number().int().min(1).default(100_000),
       /** Only these AS URLs are dialled; empty: any URL a record names. */
       allowedUrls: z.array(z.string()).default([]),
     })
-    .default({ tokens: {}, timeoutMs: 5000, attempts: 3, backoffMs: 200, latestTtlMs: 0, allowedUrls: [] }),
+    .default({ tokens: {}, timeoutMs: 5000, attempts: 3, backoffMs: 200, latestTtlMs: 0, cacheEntries: 100_000, allowedUrls: [] }),
   verify: z
     .object({
       /** Verification worker threads (0: inline). */

@@ -150,6 +150,7 @@ export async function startGateway(input: GatewayConfigInput | GatewayConfig, lo
     attempts: cfg.as.attempts,
     backoffMs: cfg.as.backoffMs,
     latestTtlMs: cfg.as.latestTtlMs,
+    cacheEntries: cfg.as.cacheEntries,
     allowedAsUrls: cfg.as.allowedUrls,
   });
   const engine = new VerificationEngine({ pool, resolver, requireGenesis: cfg.verify.requireGenesis, taskRecords: cfg.verify.taskRecords });

@@ -62,6 +62,8 @@ export interface ResolverOptions {
   backoffMs?: number;
   /** How long a latest-version answer is reused (ms); default 0 (refetched every run). */
   latestTtlMs?: number;
+  /** Verified endorsements and latest versions kept (each); see ConsumerOptions.cacheEntries. */
+  cacheEntries?: number;
   /** When set, only these AS URLs are ever dialled. */
   allowedAsUrls?: readonly string[];
   /** Parallel AS lookups; default 8. */
@@ -85,7 +87,7 @@ export class EndorsementResolver {
   readonly #concurrency: number;
 
   constructor(o: ResolverOptions) {
-    const copts: ConsumerOptions = { anchors: o.anchors, tokens: o.tokens, timeoutMs: o.timeoutMs ?? 5000, latestTtlMs: o.latestTtlMs ?? 0 };
+    const copts: ConsumerOptions = { anchors: o.anchors, tokens: o.tokens, timeoutMs: o.timeoutMs ?? 5000, latestTtlMs: o.latestTtlMs ?? 0, cacheEntries: o.cacheEntries };
     this.#consumer = new DivsConsumer(copts);
     this.#attempts = Math.max(1, o.attempts ?? 3);
     this.#backoffMs = o.backoffMs ?? 200;
