@@ -162,6 +162,8 @@ describe('enclave runner: crashes, watchdog, cancel, close', () => {
   });
 
   it('[SC2-4] cancels a queued job before it starts', async () => {
+    // a child that drained a cancelled job a moment ago may not be idle yet: start from two idle ones
+    await waitFor(() => pool().stats().idle === 2, 10_000, 'both children idle');
     const blockers = [0, 1].map(() => run({ code: 'export function run() { return new Promise(() => {}) }', limits: { wallMs: 1_500 } }));
     await waitFor(() => pool().stats().busy === 2, 10_000, 'both children busy');
     const queued = run({ jobId: 'queued', code: 'export const run = () => 1' });

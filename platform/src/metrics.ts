@@ -57,6 +57,8 @@ export class Metrics {
     this.registry = new Registry();
     this.registry.setDefaultLabels({ service });
     this.#includeProcess = opts.defaultMetrics !== false;
+    // created now, not at the first scrape: the process CPU counters count from here on
+    if (this.#includeProcess) processMetricsRegistry();
     this.#rpcCount = this.counter('divs_rpc_requests_total', 'gRPC calls finished, by method and status code', ['method', 'code']);
     this.#rpcSeconds = this.histogram('divs_rpc_duration_seconds', 'gRPC call duration from arrival to end, by method', ['method']);
     this.#httpCount = this.counter('divs_http_requests_total', 'HTTP requests answered, by route pattern, method and status', ['route', 'method', 'status']);
