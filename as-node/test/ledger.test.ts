@@ -206,10 +206,51 @@ describe('local ledger: append-only history [GEN-6]', () => {
     expect(verifiedCheckpoint(l).block?.height).toBe(2);
   });
 
+  it('[GEN-6] [BC-1] a staged state root is the root the append reaches, and only exactly that update on exactly that state is reused', async () => {
+    // the same appends on two ledgers: one staged before each append, one not
+    const a = await openLedger();
+    const b = await openLedger({ path: join(dir, 'other.db') });
+    for (const batch of [[item(1), item(2), item()], [item(3), item(1)], Array.from({ length: 10 }, (_, i) => item(10 + i))]) {
+      await a.append(batch);
+      await b.append(batch);
+    }
+    expect(hex(b.info().stateRoot)).toBe(hex(a.info().stateRoot));
+    const stateRoot = (l: LocalLedger): Uint8Array => l.info().stateRoot;
+    const updatesOf = (l: LocalLedger, items: AppendItem[]) =>
+      items.flatMap((it, i) => (it.ueKey ? [[it.ueKey, leafHash(it.tx), l.info().size + i] as const] : []));
+
+    // 1. staged, then appended as staged: the root the stage promised
+    const next = [item(2), item(), item(40)];
+    const promised = a.stageStateRoot(updatesOf(a, next), stateRoot(a));
+    await a.append(next);
+    await b.append(next);
+    expect(hex(stateRoot(a))).toBe(hex(promised));
+    expect(hex(stateRoot(a))).toBe(hex(stateRoot(b)));
+
+    // 2. staged one update, appended another: computed afresh, the same as never staged
+    a.stageStateRoot(updatesOf(a, [item(41)]), stateRoot(a));
+    const other = [item(42), item(1)];
+    await a.append(other);
+    await b.append(other);
+    expect(hex(stateRoot(a))).toBe(hex(stateRoot(b)));
+
+    // 3. staged on a state another append has replaced since: not reused
+    a.stageStateRoot(updatesOf(a, [item(43)]), stateRoot(a));
+    const between = [item(44)];
+    await a.append(between);
+    await b.append(between);
+    expect(hex(stateRoot(a))).toBe(hex(stateRoot(b)));
+    for (const key of [ue(1), ue(2), ue(40), ue(42), ue(44)]) expect(verifyLatestProof(a.latestProof(key), stateRoot(a))).toBe(true);
+
+    // 4. built on another root than the store's: refused
+    expect(() => a.stageStateRoot(updatesOf(a, [item(45)]), new Uint8Array(32).fill(7))).toThrow(expect.objectContaining({ code: 'LEDGER_DIVERGED' }));
+  });
+
   it('[GEN-6] no API rewrites: there is no mutator, returned and passed-in bytes are copies, SQL UPDATE/DELETE are refused', async () => {
     const l = await sample();
     const methods = Object.getOwnPropertyNames(LocalLedger.prototype).sort();
-    expect(methods).toEqual(['append', 'blocks', 'checkpoint', 'close', 'consistencyProof', 'constructor', 'get', 'history', 'inclusionProof', 'info', 'latest', 'latestProof'].sort());
+    // stageStateRoot computes without writing (see its own test)
+    expect(methods).toEqual(['append', 'blocks', 'checkpoint', 'close', 'consistencyProof', 'constructor', 'get', 'history', 'inclusionProof', 'info', 'latest', 'latestProof', 'stageStateRoot'].sort());
     const mine = item(50);
     const [e] = await l.append([mine]);
     const want = hex(l.get(e?.txId as number)?.tx as Uint8Array);

@@ -54,6 +54,7 @@ import {
   smtChunkPath,
   smtPathBytes,
   smtPathDepth,
+  type SmtBatch,
   type SmtNode,
   type SmtNodeStore,
   type SmtPath,
@@ -135,6 +136,27 @@ export interface LocalLedgerOptions {
   maxTxBytes?: number;
   /** State-tree nodes cached in memory below the linked top levels. Default 262,144. */
   smtCacheNodes?: number;
+}
+
+/** A staged next-block update of the sparse Merkle tree (see LocalLedger.stageStateRoot). */
+interface StagedState {
+  /** The state it was staged on. */
+  state: State;
+  updates: ReadonlyArray<readonly [Uint8Array, Uint8Array, number]>;
+  overlay: SmtOverlay;
+  smt: SparseMerkleTree;
+  batch: SmtBatch;
+}
+
+/** Same keys, leaf hashes and tx IDs, in the same order. */
+function sameUpdates(a: ReadonlyArray<readonly [Uint8Array, Uint8Array, number]>, b: ReadonlyArray<readonly [Uint8Array, Uint8Array, number]>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as readonly [Uint8Array, Uint8Array, number];
+    const y = b[i] as readonly [Uint8Array, Uint8Array, number];
+    if (x[2] !== y[2] || !equalBytes(x[0], y[0]) || !equalBytes(x[1], y[1])) return false;
+  }
+  return true;
 }
 
 interface State {
@@ -318,6 +340,12 @@ export class LocalLedger implements Ledger {
   readonly #smtStore: SqliteSmtStore;
   readonly #smt: SparseMerkleTree;
   #state: State;
+  /**
+   * The sparse-Merkle update of the next block as {@link stageStateRoot} computed it (for a
+   * validator, before the block reaches {@link append}): the append of exactly those updates on
+   * exactly this state applies it instead of computing it again.
+   */
+  #staged: StagedState | undefined;
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
   /** Inclusion proofs against the current size (cleared when the ledger grows). */
@@ -394,6 +422,24 @@ export class LocalLedger implements Ledger {
 
   // ------------------------------------------------------------------ append
 
+  /**
+   * The state root after the next block sets `updates` (UE key, leaf hash of its new latest
+   * version, tx ID), on this store's own tree (whose root must be `fromRoot`, else
+   * LEDGER_DIVERGED), without writing anything. Kept for the append
+   * that stores that block: it then applies this update instead of computing it again.
+   */
+  stageStateRoot(updates: ReadonlyArray<readonly [Uint8Array, Uint8Array, number]>, fromRoot: Uint8Array): Uint8Array {
+    this.#open();
+    const st = this.#state;
+    if (!equalBytes(st.smtRoot?.hash ?? SMT_EMPTY, fromRoot)) fail('LEDGER_DIVERGED', 'the state root to build on is not this store\'s');
+    const overlay = new SmtOverlay(this.#smtStore);
+    const smt = new SparseMerkleTree(overlay, st.smtRoot, { link: SMT_LINK_DEPTH });
+    const batch = smt.stage(updates, st.height);
+    const root = batch.root?.hash ?? SMT_EMPTY;
+    this.#staged = { state: st, updates: updates.map(([k, v, aux]) => [copy(k), copy(v), aux] as const), overlay, smt, batch };
+    return copy(root);
+  }
+
   append(items: AppendItem[]): Promise<LedgerEntry[]> {
     let checked: CheckedItem[];
     try {
@@ -431,8 +477,12 @@ export class LocalLedger implements Ledger {
     this.#open();
     const st = this.#state;
     const frontier = st.frontier.clone();
-    const overlay = new SmtOverlay(this.#smtStore);
-    const smt = new SparseMerkleTree(overlay, st.smtRoot, { link: SMT_LINK_DEPTH });
+    const staged = this.#staged;
+    this.#staged = undefined;
+    // a staged update is for this state only (the object changes with every append)
+    const reuse = staged !== undefined && staged.state === st ? staged : undefined;
+    let overlay = reuse?.overlay ?? new SmtOverlay(this.#smtStore);
+    let smt = reuse?.smt ?? new SparseMerkleTree(overlay, st.smtRoot, { link: SMT_LINK_DEPTH });
     const timestamp = Math.max(st.lastTimestamp, Math.trunc(this.#now()));
 
     // One block, or several when a UE key repeats: a block holds at most one version per UE
@@ -468,7 +518,17 @@ export class LocalLedger implements Ledger {
       }
       const previous = new Map<string, number>();
       if (updates.length > 0) {
-        const batch = smt.stage(updates, height);
+        let batch: SmtBatch;
+        if (reuse !== undefined && groups.length === 1 && sameUpdates(reuse.updates, updates)) {
+          // the validator staged exactly this update on exactly this state: apply it as it is
+          batch = reuse.batch;
+        } else {
+          if (reuse !== undefined && smt === reuse.smt) {
+            overlay = new SmtOverlay(this.#smtStore);
+            smt = new SparseMerkleTree(overlay, st.smtRoot, { link: SMT_LINK_DEPTH });
+          }
+          batch = smt.stage(updates, height);
+        }
         for (const old of batch.replaced) previous.set(hexKey(old.key), old.aux);
         smt.apply(batch);
       }

@@ -73,6 +73,12 @@ export interface ChainTip {
 export interface LedgerState {
   latest(ueKey: Uint8Array): LedgerEntry | undefined;
   latestProof(ueKey: Uint8Array): LatestProof;
+  /**
+   * The state root after the next block sets these (UE key, leaf hash, tx ID), computed on the
+   * store's own tree whose root must be `fromRoot`; the store may keep the staged update for the
+   * append of that block. Without it the root is computed from latest-version proofs.
+   */
+  stageStateRoot?(updates: ReadonlyArray<readonly [Uint8Array, Uint8Array, number]>, fromRoot: Uint8Array): Uint8Array;
 }
 
 /** A transaction that passed {@link checkTx}. */
@@ -185,7 +191,7 @@ export function planBlock(ledgerId: string, tip: ChainTip, txs: CheckedTx[], sta
 
   // step 3: one version per UE key, each extending the latest on this ledger
   const seen = new Set<string>();
-  const updates: [Uint8Array, Uint8Array][] = [];
+  const updates: [Uint8Array, Uint8Array, number][] = [];
   for (const [i, t] of txs.entries()) {
     if (t.kind !== 'endorsement') continue;
     const ueKey = t.ueKey as Uint8Array;
@@ -196,14 +202,21 @@ export function planBlock(ledgerId: string, tip: ChainTip, txs: CheckedTx[], sta
       const err = versionError(t, state.latest(ueKey));
       if (err) throw new DivsError(err.code, `tx ${i}: ${err.message}`);
     }
-    updates.push([ueKey, t.leaf]);
+    updates.push([ueKey, t.leaf, tip.size + i]);
   }
 
   // step 4: the roots this block leads to
   const frontier = tip.frontier.clone();
   for (const t of txs) frontier.push(t.leaf);
   const txRoot = frontier.root();
-  const stateRoot = updates.length === 0 ? tip.stateRoot : nextStateRoot(tip.stateRoot, updates.map(([k]) => state.latestProof(k)), updates);
+  // on the store's own tree when it offers that (its update is then reused by the append),
+  // else from latest-version proofs; both give the root the store will have
+  const stateRoot =
+    updates.length === 0
+      ? tip.stateRoot
+      : state.stageStateRoot !== undefined
+        ? state.stageStateRoot(updates, tip.stateRoot)
+        : nextStateRoot(tip.stateRoot, updates.map(([k]) => state.latestProof(k)), updates.map(([k, v]) => [k, v] as const));
   const fields: BlockHeader = {
     ledgerId,
     height: tip.height,

@@ -1,6 +1,8 @@
 /**
  * @module ledger/consortium/state-root
- * The state root after a block, computed from latest-version proofs alone.
+ * The state root after a block, computed from latest-version proofs alone: for a
+ * `LedgerState` (block.ts) that cannot stage the update on its own tree (the consortium's local
+ * store can, and then its staged update is reused by the append — see `planBlock`).
  *
  * A validator must know a block's state root before the block touches its store, but the
  * store's sparse Merkle tree is private to it. Every tree path a block changes is covered by
