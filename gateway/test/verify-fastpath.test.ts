@@ -196,48 +196,11 @@ describe('engine core on whole signed batches', () => {
   });
 
   it('[VER-3] a bit flipped anywhere in one body makes that record, and only it, invalid with the code its bytes call for', () => {
-    const base = core.run(task(recs));
-    expect([...base.status].every((s) => s === 0)).toBe(true);
-    const f = new RecordFields();
-    fc.assert(
-      fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), (k, at, bit) => {
-        const rec = recs[k] as Uint8Array;
-        expect(scanSignedRecord(rec, 0, rec.length, f)).toBe(true);
-        const pos = f.bodyOff + (at % f.bodyLen);
-        const bad = Uint8Array.from(rec);
-        bad[pos] = (bad[pos] as number) ^ (1 << bit);
-        const all = recs.slice();
-        all[k] = bad;
-        const out = core.run(task(all));
-        expect(outcomeOf(out.status[k] as number)).toBe(expectedOutcome(bad, window));
-        for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
-      }),
-      { numRuns: 40 },
-    );
+    bodyFlips(core, recs, window);
   });
 
   it('[VER-3] in a complete batch, a record whose inclusion path alone was altered fails, as it fails on its own; a missing or extra path hash too', () => {
-    const f = new RecordFields();
-    fc.assert(
-      fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 }), (k, at, bit, how) => {
-        const m = SignedRecord.decode(recs[k] as Uint8Array);
-        const path: Uint8Array[] = (m.batch?.path ?? []).map((p) => new Uint8Array(p));
-        if (path.length === 0) return;
-        if (how === 0) {
-          const p = path[at % path.length] as Uint8Array;
-          p[(at >>> 5) % 32] = (p[(at >>> 5) % 32] as number) ^ (1 << bit);
-        } else if (how === 1) path.pop();
-        else path.push(path[0] as Uint8Array);
-        const bad = SignedRecord.encode({ ...m, batch: { ...(m.batch as NonNullable<typeof m.batch>), path } }).finish();
-        expect(scanSignedRecord(bad, 0, bad.length, f)).toBe(true);
-        const all = recs.slice();
-        all[k] = bad;
-        const out = core.run(task(all));
-        expect(outcomeOf(out.status[k] as number)).toBe('INVALID_SIGNATURE');
-        for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
-      }),
-      { numRuns: 30 },
-    );
+    pathAlterations(core, recs, window);
   });
 
   it('[VER-3] remembers single-mode signatures only where asked, only those that verified, and never across keys or bytes', async () => {
@@ -312,6 +275,96 @@ describe('engine core on whole signed batches', () => {
     expect(outcomeOf(out.status[500] as number)).toBe('INVALID_SIGNATURE');
     expect(outcomeOf(out.status[700] as number)).toBe('INVALID_SIGNATURE');
     expect([...out.status].filter((s) => s !== 0).length).toBe(2);
+  });
+});
+
+/** A bit flipped anywhere in one body: that record, and only it, fails with the code its bytes call for. */
+function bodyFlips(core: VerifierCore, recs: Uint8Array[], window: WindowSpec): void {
+  const task = (records: Uint8Array[]): VerifyTask => ({ id: 1, ...packRecords(records), segments: new Uint32Array([0]), windows: [window] });
+  const base = core.run(task(recs));
+  expect([...base.status].every((s) => s === 0)).toBe(true);
+  const f = new RecordFields();
+  fc.assert(
+    fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), (k, at, bit) => {
+      const rec = recs[k] as Uint8Array;
+      expect(scanSignedRecord(rec, 0, rec.length, f)).toBe(true);
+      const pos = f.bodyOff + (at % f.bodyLen);
+      const bad = Uint8Array.from(rec);
+      bad[pos] = (bad[pos] as number) ^ (1 << bit);
+      const all = recs.slice();
+      all[k] = bad;
+      const out = core.run(task(all));
+      expect(outcomeOf(out.status[k] as number)).toBe(expectedOutcome(bad, window));
+      for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
+    }),
+    { numRuns: 40 },
+  );
+}
+
+/** One record's inclusion path altered (a bit, a hash missing, one too many): that record, and only it, fails. */
+function pathAlterations(core: VerifierCore, recs: Uint8Array[], window: WindowSpec): void {
+  const task = (records: Uint8Array[]): VerifyTask => ({ id: 1, ...packRecords(records), segments: new Uint32Array([0]), windows: [window] });
+  const f = new RecordFields();
+  fc.assert(
+    fc.property(fc.nat(recs.length - 1), fc.nat(), fc.integer({ min: 0, max: 7 }), fc.integer({ min: 0, max: 2 }), (k, at, bit, how) => {
+      const m = SignedRecord.decode(recs[k] as Uint8Array);
+      const path: Uint8Array[] = (m.batch?.path ?? []).map((p) => new Uint8Array(p));
+      if (path.length === 0) return;
+      if (how === 0) {
+        const p = path[at % path.length] as Uint8Array;
+        p[(at >>> 5) % 32] = (p[(at >>> 5) % 32] as number) ^ (1 << bit);
+      } else if (how === 1) path.pop();
+      else path.push(path[0] as Uint8Array);
+      const bad = SignedRecord.encode({ ...m, batch: { ...(m.batch as NonNullable<typeof m.batch>), path } }).finish();
+      expect(scanSignedRecord(bad, 0, bad.length, f)).toBe(true);
+      const all = recs.slice();
+      all[k] = bad;
+      const out = core.run(task(all));
+      expect(outcomeOf(out.status[k] as number)).toBe('INVALID_SIGNATURE');
+      for (let i = 0; i < all.length; i++) if (i !== k) expect(out.status[i]).toBe(0);
+    }),
+    { numRuns: 30 },
+  );
+}
+
+describe('engine core on a whole signed batch of 2^9 records (paths checked per tree level, shared by blocks)', () => {
+  let u: FixtureUe;
+  let recs: Uint8Array[];
+  const core = new VerifierCore();
+
+  beforeAll(async () => {
+    [u] = (await fixtureUes(1, 'fastpath-512')) as [FixtureUe];
+    recs = encodeRecords(await u.signer.signBatch(Array.from({ length: 512 }, (_, i) => ({ payload: reading(i), timestampMs: T + i })), 'application/json'));
+  });
+
+  it('[VER-3] verifies the whole batch', () => {
+    const r = core.run({ id: 1, ...packRecords(recs), segments: new Uint32Array([0]), windows: [u.window] });
+    expect([...r.status].every((s) => s === 0)).toBe(true);
+  });
+
+  it('[VER-3] a bit flipped anywhere in one body makes that record, and only it, invalid with the code its bytes call for', () => {
+    bodyFlips(core, recs, u.window);
+  });
+
+  it('[VER-3] a record whose inclusion path alone was altered fails, and only it; a missing or extra path hash too', () => {
+    pathAlterations(core, recs, u.window);
+  });
+
+  it('[VER-3] the same wrong path hash in every record of a block (records agree, the tree does not) fails each of them', () => {
+    // level L of the path is shared by the 2^L records of a block: alter it in all of them alike
+    for (const level of [1, 4, 8]) {
+      const block = 1 << level;
+      const from = 3 * block;
+      const all = recs.map((r, k) => {
+        if (k < from || k >= from + block) return r;
+        const m = SignedRecord.decode(r);
+        const path = (m.batch?.path ?? []).map((p) => new Uint8Array(p));
+        (path[level] as Uint8Array)[7] ^= 0x10;
+        return SignedRecord.encode({ ...m, batch: { ...(m.batch as NonNullable<typeof m.batch>), path } }).finish();
+      });
+      const out = core.run({ id: 1, ...packRecords(all), segments: new Uint32Array([0]), windows: [u.window] });
+      for (let k = 0; k < all.length; k++) expect(outcomeOf(out.status[k] as number), `level ${level}, record ${k}`).toBe(k >= from && k < from + block ? 'INVALID_SIGNATURE' : 'VALID');
+    }
   });
 });
 
