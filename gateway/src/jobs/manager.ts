@@ -415,6 +415,7 @@ export class JobManager {
     datasetId: string,
     startedAtMs: number,
     onProgress?: (done: number, total: number) => void,
+    halt?: { halted: boolean },
   ): Promise<GroupsRun> {
     const signal = r.ctl.signal;
     const { parsed, unparsed } = parseRows(rows);
@@ -435,6 +436,7 @@ export class JobManager {
     try {
       for (const [i, g] of runnable.entries()) {
         aborted(signal);
+        if (halt?.halted === true) fail('JOB_CANCELLED', 'a run on unconfirmed rows was stopped');
         r.runnerJobId = `${j.id}.${i}`;
         const res = await pool.run({
           jobId: r.runnerJobId,
@@ -478,6 +480,7 @@ export class JobManager {
       // otherwise it is thrown away and the job runs again on the verified rows. Nothing of a
       // guess leaves the gateway, and the job's states and progress follow the verified path.
       let guess: Promise<{ ok: true; run: GroupsRun } | { ok: false; error: unknown }> | undefined;
+      const guessHalt = { halted: false };
       const snap = await this.#o.snapshots.verify({
         gatewayId: this.#o.attestations.gatewayId,
         datasetId: dataset.id,
@@ -488,7 +491,7 @@ export class JobManager {
         maxAgeMs: this.#o.verificationMaxAgeMs ?? 0,
         signal,
         onGuess: (rows) => {
-          guess = this.#runGroups(j, r, rows, p, dataset.id, startedAtMs).then(
+          guess = this.#runGroups(j, r, rows, p, dataset.id, startedAtMs, undefined, guessHalt).then(
             (run) => ({ ok: true as const, run }),
             (error: unknown) => ({ ok: false as const, error }),
           );
@@ -512,6 +515,11 @@ export class JobManager {
       );
 
       let run: GroupsRun;
+      if (guess !== undefined && !snap.guessConfirmed) {
+        // the rows changed: stop the run on the old ones rather than wait for it to finish
+        guessHalt.halted = true;
+        if (r.runnerJobId !== undefined && r.pool !== undefined) r.pool.cancel(r.runnerJobId);
+      }
       const guessed = guess === undefined ? undefined : await guess;
       aborted(signal);
       if (snap.guessConfirmed && guessed !== undefined) {
