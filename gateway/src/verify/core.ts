@@ -675,18 +675,18 @@ function readChunk(
   const { idCmp, txCmp, rootCmp, sigCmp, hasTx, txHashBad, proofBad } = sc;
   let lastWin = lastWinIn;
   let digests = 0;
+  isBatch.fill(0, c0, c1);
+  hasTx.fill(0, c0, c1);
+  txHashBad.fill(0, c0, c1);
+  proofBad.fill(0, c0, c1);
+  idCmp.fill(-1, c0, c1);
+  txCmp.fill(-1, c0, c1);
+  rootCmp.fill(-1, c0, c1);
+  sigCmp.fill(-1, c0, c1);
+  win.fill(null, c0, c1);
   for (let i = c0; i < c1; i++) {
     const off = offsets[i] as number;
     const len = (offsets[i + 1] as number) - off;
-    isBatch[i] = 0;
-    hasTx[i] = 0;
-    txHashBad[i] = 0;
-    proofBad[i] = 0;
-    idCmp[i] = -1;
-    txCmp[i] = -1;
-    rootCmp[i] = -1;
-    sigCmp[i] = -1;
-    win[i] = null;
     if (!scanRecord(data, off, len, f) || f.sequence < 1 || f.prevLen !== 32) {
       status[i] = S_MALFORMED;
       continue;
