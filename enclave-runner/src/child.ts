@@ -13,7 +13,7 @@
  * limit, CPU clock, compiled code and any V8 state it managed to corrupt die with it; no
  * object, global or prototype can survive into the next job, and a memory-limit disposal
  * affects only this job. Creating an isolate, its context and the prelude costs about 3 ms, so
- * the child prepares the next job's isolate right after answering a job (see {@link Warm}):
+ * the child prepares the next job's isolate right after answering a job (see `warm`):
  * still one unused isolate per job, just made before the job arrives.
  *
  * Data path for the columns, hop by hop:
@@ -165,18 +165,18 @@ function prepareNext(memoryLimit: number): void {
   }
 }
 
-/** The memory limit of a job's isolate: its limit plus room for its input columns. */
+/** The memory limit of a job's isolate: its limit plus its input columns, which live in the isolate. */
 function isolateMemoryLimit(req: JobRequestMessage): number {
   let dataBytes = 0;
   for (const c of req.columns) dataBytes += c.buffer.byteLength;
   return req.limits.memoryMb + Math.ceil(dataBytes / MIB);
 }
 
-async function runJob(req: JobRequestMessage): Promise<ResultMessage> {
+/** Runs one job in an isolate of `memoryLimit` MiB ({@link isolateMemoryLimit} of the request). */
+async function runJob(req: JobRequestMessage, memoryLimit: number): Promise<ResultMessage> {
   const started = performance.now();
   const deadline = started + req.limits.wallMs;
-  // The input columns live in the isolate and count against its limit: they are added on top.
-  const prepared = takeIsolate(isolateMemoryLimit(req));
+  const prepared = takeIsolate(memoryLimit);
   const isolate = prepared.isolate;
   // V8's limit is soft (isolated-vm lends the heap extra room while it decides), so the
   // process's resident size is watched too. The columns are already resident at this point.
@@ -379,7 +379,7 @@ function onMessage(raw: unknown): void {
   // read before the run: the run transfers the columns away
   const memoryLimit = isolateMemoryLimit(job);
   send({ type: 'started', jobId: job.jobId });
-  runJob(job).then((result) => {
+  runJob(job, memoryLimit).then((result) => {
     if (result.retire === true) {
       // The pool kills a retiring child by PID; leave on our own if that somehow never comes.
       retiring = true;

@@ -10,14 +10,15 @@
 import Database from 'better-sqlite3';
 import { SignedVerificationReport, VerificationReport } from '../../proto/gen/divs/v1/gateway.ts';
 import { DivsError, fail } from '../../protocol/src/errors.ts';
+import { statementCache } from './store.ts';
 
 const SCHEMA_VERSION = 1;
 
 /** Where a report went. */
 export type ReportSource = 'verify' | 'job';
 
-/** A stored report, signed bytes included. */
-export interface LoggedReport {
+/** Where and when a report was issued (its row in the log). */
+interface ReportIssue {
   id: number;
   datasetId: string;
   source: ReportSource;
@@ -26,18 +27,16 @@ export interface LoggedReport {
   /** Job it belongs to ('' for VerifyDataset). */
   jobId: string;
   issuedAtMs: number;
+}
+
+/** A stored report, signed bytes included. */
+export interface LoggedReport extends ReportIssue {
   signed: SignedVerificationReport;
   report: VerificationReport;
 }
 
 /** What lists show of a report. */
-export interface ReportSummary {
-  id: number;
-  datasetId: string;
-  source: ReportSource;
-  consumer: string;
-  jobId: string;
-  issuedAtMs: number;
+export interface ReportSummary extends ReportIssue {
   recordCount: number;
   validCount: number;
   invalidCount: number;
@@ -87,6 +86,8 @@ export class ReportLog {
   readonly #keep: number;
   readonly #insert: Database.Statement;
   readonly #prune: Database.Statement;
+  /** The reads, prepared once (the dashboard and /metrics ask again and again). */
+  readonly #stmt: (sql: string) => Database.Statement;
 
   private constructor(db: Database.Database, keep: number) {
     this.#db = db;
@@ -95,6 +96,7 @@ export class ReportLog {
       "INSERT INTO reports (dataset, source, consumer, job_id, issued_ms, signed) SELECT ?, ?, ?, ?, ?, ? WHERE ? = '' OR NOT EXISTS (SELECT 1 FROM reports WHERE job_id = ?)",
     );
     this.#prune = db.prepare('DELETE FROM reports WHERE id <= (SELECT id FROM reports ORDER BY id DESC LIMIT 1 OFFSET ?)');
+    this.#stmt = statementCache(db);
   }
 
   /** Opens (creating) the log at `path`, keeping the newest `keep` reports. STORAGE_FAILED when it cannot. */
@@ -158,14 +160,14 @@ export class ReportLog {
 
   /** One report; undefined when unknown (or pruned). */
   get(id: number): LoggedReport | undefined {
-    const r = this.#db.prepare('SELECT * FROM reports WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#stmt('SELECT * FROM reports WHERE id = ?').get(id) as Row | undefined;
     return r ? this.#decode(r) : undefined;
   }
 
   /** The report logged for a job; undefined when none was. */
   byJob(jobId: string): LoggedReport | undefined {
     if (jobId === '') return undefined;
-    const r = this.#db.prepare('SELECT * FROM reports WHERE job_id = ? ORDER BY id DESC LIMIT 1').get(jobId) as Row | undefined;
+    const r = this.#stmt('SELECT * FROM reports WHERE job_id = ? ORDER BY id DESC LIMIT 1').get(jobId) as Row | undefined;
     return r ? this.#decode(r) : undefined;
   }
 
@@ -173,21 +175,21 @@ export class ReportLog {
   recent(limit: number, datasetId?: string): LoggedReport[] {
     const rows = (
       datasetId === undefined
-        ? this.#db.prepare('SELECT * FROM reports ORDER BY id DESC LIMIT ?').all(limit)
-        : this.#db.prepare('SELECT * FROM reports WHERE dataset = ? ORDER BY id DESC LIMIT ?').all(datasetId, limit)
+        ? this.#stmt('SELECT * FROM reports ORDER BY id DESC LIMIT ?').all(limit)
+        : this.#stmt('SELECT * FROM reports WHERE dataset = ? ORDER BY id DESC LIMIT ?').all(datasetId, limit)
     ) as Row[];
     return rows.map((r) => this.#decode(r));
   }
 
   /** The newest report of each dataset that has one. */
   latestPerDataset(): Map<string, LoggedReport> {
-    const rows = this.#db.prepare('SELECT * FROM reports WHERE id IN (SELECT MAX(id) FROM reports GROUP BY dataset)').all() as Row[];
+    const rows = this.#stmt('SELECT * FROM reports WHERE id IN (SELECT MAX(id) FROM reports GROUP BY dataset)').all() as Row[];
     return new Map(rows.map((r) => [r.dataset, this.#decode(r)]));
   }
 
   /** Reports kept. */
   count(): number {
-    return this.#db.prepare('SELECT COUNT(*) FROM reports').pluck().get() as number;
+    return this.#stmt('SELECT COUNT(*) FROM reports').pluck().get() as number;
   }
 
   close(): void {

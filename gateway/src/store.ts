@@ -109,22 +109,30 @@ function openDb(path: string, readonly: boolean): Database.Database {
  * Queries over a store file, on any connection (the writer's, or a read-only one): dataset
  * summaries, endorsement references, fork evidence. They read committed data only.
  */
+/**
+ * A prepared statement per SQL text, prepared on first use and kept for the connection's life
+ * (the gateway's stores run the same queries per job, per report and per scrape).
+ */
+export function statementCache(db: Database.Database): (sql: string) => Database.Statement {
+  const stmts = new Map<string, Database.Statement>();
+  return (sql) => {
+    let st = stmts.get(sql);
+    if (st === undefined) stmts.set(sql, (st = db.prepare(sql)));
+    return st;
+  };
+}
+
 export class StoreQueries {
   readonly path: string;
   protected readonly db: Database.Database;
 
-  readonly #stmts = new Map<string, Database.Statement>();
+  /** A prepared statement per SQL text ({@link statementCache}). */
+  protected readonly stmt: (sql: string) => Database.Statement;
 
   constructor(path: string, db: Database.Database) {
     this.path = path;
     this.db = db;
-  }
-
-  /** A prepared statement per SQL text, kept for the connection's life (queries run per job and per report). */
-  protected stmt(sql: string): Database.Statement {
-    let st = this.#stmts.get(sql);
-    if (st === undefined) this.#stmts.set(sql, (st = this.db.prepare(sql)));
-    return st;
+    this.stmt = statementCache(db);
   }
 
   // ---------------------------------------------------------------- queries

@@ -27,6 +27,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { SignatureSuite } from '../../proto/gen/divs/v1/common.ts';
 import { DivsError, fail } from './errors.ts';
 import { abytes, pae } from './bytes.ts';
+import { LruMap } from './lru.ts';
 
 export { SignatureSuite };
 export type Suite = SignatureSuite;
@@ -164,9 +165,8 @@ export function importPublicKey(suite: Suite, publicKey: Uint8Array): KeyObject 
   }
 }
 
-/** Keys imported by {@link importPublicKeyCached}, most recently used last. */
-const importedKeys = new Map<string, KeyObject>();
-const IMPORTED_KEYS_MAX = 4096;
+/** Keys imported by {@link importPublicKeyCached}, least recently used out. */
+const importedKeys = new LruMap<string, KeyObject>(4096);
 
 /**
  * {@link importPublicKey} through a bounded cache: verifiers see the same UE and AS keys in
@@ -176,13 +176,7 @@ const IMPORTED_KEYS_MAX = 4096;
 export function importPublicKeyCached(suite: Suite, publicKey: Uint8Array): KeyObject {
   const id = `${suite}:${Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64')}`;
   let key = importedKeys.get(id);
-  if (key !== undefined) {
-    importedKeys.delete(id);
-  } else {
-    key = importPublicKey(suite, publicKey);
-    if (importedKeys.size >= IMPORTED_KEYS_MAX) importedKeys.delete(importedKeys.keys().next().value as string);
-  }
-  importedKeys.set(id, key);
+  if (key === undefined) importedKeys.set(id, (key = importPublicKey(suite, publicKey)));
   return key;
 }
 

@@ -405,7 +405,8 @@ export class JobManager {
   /**
    * Partitions verified rows (the gateway counts each group's UEs, jobs/output.ts), runs the job
    * in the sandbox once per group that meets the threshold, and checks each group's output.
-   * Reports progress through `onProgress` (groups done, groups in all), when given.
+   * Reports progress through `onProgress` (groups done, groups in all), when given; stops
+   * (JOB_CANCELLED) once `signal` is aborted — the job's own, or a narrower one.
    */
   async #runGroups(
     j: JobRecord,
@@ -415,9 +416,8 @@ export class JobManager {
     datasetId: string,
     startedAtMs: number,
     onProgress?: (done: number, total: number) => void,
-    halt?: { halted: boolean },
+    signal: AbortSignal = r.ctl.signal,
   ): Promise<GroupsRun> {
-    const signal = r.ctl.signal;
     const { parsed, unparsed } = parseRows(rows);
     const groups = partition(parsed, j.groupBy, p.maxGroups);
     const runnable = groups.filter((g) => g.rows.length > 0 && g.ues >= p.minDistinctUes);
@@ -436,7 +436,6 @@ export class JobManager {
     try {
       for (const [i, g] of runnable.entries()) {
         aborted(signal);
-        if (halt?.halted === true) fail('JOB_CANCELLED', 'a run on unconfirmed rows was stopped');
         r.runnerJobId = `${j.id}.${i}`;
         const res = await pool.run({
           jobId: r.runnerJobId,
@@ -480,7 +479,7 @@ export class JobManager {
       // otherwise it is thrown away and the job runs again on the verified rows. Nothing of a
       // guess leaves the gateway, and the job's states and progress follow the verified path.
       let guess: Promise<{ ok: true; run: GroupsRun } | { ok: false; error: unknown }> | undefined;
-      const guessHalt = { halted: false };
+      const guessCtl = new AbortController();
       const snap = await this.#o.snapshots.verify({
         gatewayId: this.#o.attestations.gatewayId,
         datasetId: dataset.id,
@@ -491,7 +490,7 @@ export class JobManager {
         maxAgeMs: this.#o.verificationMaxAgeMs ?? 0,
         signal,
         onGuess: (rows) => {
-          guess = this.#runGroups(j, r, rows, p, dataset.id, startedAtMs, undefined, guessHalt).then(
+          guess = this.#runGroups(j, r, rows, p, dataset.id, startedAtMs, undefined, AbortSignal.any([signal, guessCtl.signal])).then(
             (run) => ({ ok: true as const, run }),
             (error: unknown) => ({ ok: false as const, error }),
           );
@@ -517,7 +516,7 @@ export class JobManager {
       let run: GroupsRun;
       if (guess !== undefined && !snap.guessConfirmed) {
         // the rows changed: stop the run on the old ones rather than wait for it to finish
-        guessHalt.halted = true;
+        guessCtl.abort();
         if (r.runnerJobId !== undefined && r.pool !== undefined) r.pool.cancel(r.runnerJobId);
       }
       const guessed = guess === undefined ? undefined : await guess;

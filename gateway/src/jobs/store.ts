@@ -12,6 +12,7 @@ import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
 import { JobState } from '../../../proto/gen/divs/v1/jobs.ts';
 import { fail } from '../../../protocol/src/errors.ts';
 import type { JobLimitValues } from './policy.ts';
+import { statementCache } from '../store.ts';
 
 const SCHEMA_VERSION = 1;
 
@@ -151,10 +152,12 @@ export class JobStore {
   readonly #db: Database.Database;
   readonly #upsert: Database.Statement;
   readonly #get: Database.Statement;
-  readonly #stmts = new Map<string, Database.Statement>();
+  /** A prepared statement per SQL text, kept for the store's life. */
+  readonly #stmt: (sql: string) => Database.Statement;
 
   private constructor(db: Database.Database) {
     this.#db = db;
+    this.#stmt = statementCache(db);
     this.#upsert = db.prepare(
       `INSERT INTO jobs (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
        ON CONFLICT (id) DO UPDATE SET ${COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`,
@@ -204,13 +207,6 @@ export class JobStore {
       if (e instanceof Error && e.name === 'DivsError') throw e;
       fail('STORAGE_FAILED', `cannot initialise the job store ${path}: ${(e as Error).message}`, e);
     }
-  }
-
-  /** A prepared statement per SQL text, kept for the store's life. */
-  #stmt(sql: string): Database.Statement {
-    let st = this.#stmts.get(sql);
-    if (st === undefined) this.#stmts.set(sql, (st = this.#db.prepare(sql)));
-    return st;
   }
 
   #run<T>(what: string, fn: () => T): T {

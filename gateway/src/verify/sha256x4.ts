@@ -209,6 +209,16 @@ function buildModule(): Uint8Array {
   const loopStart = () => c.op(0x03, 0x40);
   const ifStart = () => c.op(0x04, 0x40);
   const end = () => c.op(0x0b);
+  // CK += 16, back to the top of the chunk loop; closes that loop and its exit block
+  const nextChunk = () => {
+    c.get(CK);
+    c.i32(16);
+    c.op(I32_ADD);
+    c.set(CK);
+    c.op(0x0c, 0);
+    end();
+    end();
+  };
 
   // transpose R[0..3] (rows) into out[0..3] (columns, byte-swapped)
   const transpose = (out: number[]) => {
@@ -280,13 +290,7 @@ function buildModule(): Uint8Array {
     c.op(I32_ADD);
     c.vload(0);
     c.vstore(0);
-    c.get(CK);
-    c.i32(16);
-    c.op(I32_ADD);
-    c.set(CK);
-    c.op(0x0c, 0);
-    end();
-    end();
+    nextChunk();
     c.get(PTR);
     c.get(lenLocal);
     c.op(I32_ADD);
@@ -416,13 +420,7 @@ function buildModule(): Uint8Array {
     c.get(CK);
     c.vconst32(0);
     c.vstore(0);
-    c.get(CK);
-    c.i32(16);
-    c.op(I32_ADD);
-    c.set(CK);
-    c.op(0x0c, 0);
-    end();
-    end();
+    nextChunk();
     // big-endian bit length in the last 4 bytes
     c.get(TOTAL);
     c.i32(3);
