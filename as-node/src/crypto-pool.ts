@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { KeyObject } from 'node:crypto';
 import { DivsError, type ErrorCode } from '../../protocol/src/errors.ts';
-import { nodeSign, suiteOfKeyObject, type Suite } from '../../protocol/src/suites.ts';
+import { nodeSign, suiteOfKeyObject, type OwnSignatures, type Suite } from '../../protocol/src/suites.ts';
 import type { SignedRegistration, UeIdentity } from '../../proto/gen/divs/v1/common.ts';
 import { checkRegistration, type CheckedRegistration, type FreshnessPolicy, DEFAULT_FRESHNESS } from './endorse.ts';
 
@@ -40,12 +40,15 @@ export class CryptoPool {
   readonly #pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
   readonly #key: KeyObject;
   readonly #suite: Suite;
+  readonly #own: OwnSignatures | undefined;
   #next = 1;
   #rr = 0;
   #closed = false;
 
-  constructor(signingKey: KeyObject, threads = Math.max(1, Math.min(availableParallelism(), 4))) {
+  /** @param own where the signatures made are noted (the consortium ledger skips checking those) */
+  constructor(signingKey: KeyObject, threads = Math.max(1, Math.min(availableParallelism(), 4)), own?: OwnSignatures) {
     this.#key = signingKey;
+    this.#own = own;
     this.#suite = suiteOfKeyObject(signingKey);
     const keyDer = signingKey.export({ format: 'der', type: 'pkcs8' });
     for (let i = 0; i < threads; i++) {
@@ -100,9 +103,11 @@ export class CryptoPool {
 
   /** Signs each message with the AS key (P1363 for ECDSA). */
   async sign(msgs: Uint8Array[]): Promise<Uint8Array[]> {
-    if (msgs.length < INLINE_BELOW || this.#workers.length === 0) return msgs.map((m) => nodeSign(this.#suite, this.#key, m));
-    const parts = await Promise.all(this.#chunks(msgs).map((c) => this.#call({ kind: 'sign', msgs: c })));
-    return parts.flatMap((p) => p.sigs ?? []);
+    let sigs: Uint8Array[];
+    if (msgs.length < INLINE_BELOW || this.#workers.length === 0) sigs = msgs.map((m) => nodeSign(this.#suite, this.#key, m));
+    else sigs = (await Promise.all(this.#chunks(msgs).map((c) => this.#call({ kind: 'sign', msgs: c })))).flatMap((p) => p.sigs ?? []);
+    if (this.#own) for (let i = 0; i < sigs.length; i++) this.#own.note(msgs[i] as Uint8Array, sigs[i] as Uint8Array);
+    return sigs;
   }
 
   async close(): Promise<void> {

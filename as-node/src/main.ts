@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { UeRegistrationServiceService } from '../../proto/gen/divs/v1/ue_as.ts';
 import { VerificationDataServiceService } from '../../proto/gen/divs/v1/consumer_as.ts';
 import { ConsortiumServiceService, LedgerSyncServiceService } from '../../proto/gen/divs/v1/as_sync.ts';
-import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
+import { importPrivateKey, nodeSigner, OwnSignatures } from '../../protocol/src/suites.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
 import { startupExitCode } from '../../platform/src/config.ts';
 import { chainFromPem, createRootCa, issueCertificate, pemToDer } from '../../protocol/src/pki.ts';
@@ -106,20 +106,22 @@ export async function startAsNode(input: AsConfigInput | AsConfig, log: Logger =
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const pki = await ensurePki(cfg);
   const key = importPrivateKey(pki.asKeyPem);
-  const signer = nodeSigner(key);
+  // a consortium node need not verify its own endorsements' signatures before proposing them
+  const own = cfg.ledger.type === 'consortium' ? new OwnSignatures() : undefined;
+  const signer = nodeSigner(key, own);
   // the whole chain in the certificate file (AS certificate, then e.g. its operator's CA)
   const certChain = chainFromPem(pki.asCertPem);
   const ledgerPath = join(cfg.dataDir, 'ledger.db');
   const ledger =
     cfg.ledger.type === 'consortium'
-      ? await openConsortiumLedger(cfg.ledger, { path: ledgerPath, ledgerId: cfg.ledgerId, nodeName: cfg.nodeName, signer, certChain, log })
+      ? await openConsortiumLedger(cfg.ledger, { path: ledgerPath, ledgerId: cfg.ledgerId, nodeName: cfg.nodeName, signer, certChain, log, ...(own ? { ownSignatures: own } : {}) })
       : await LocalLedger.open({ path: ledgerPath, ledgerId: cfg.ledgerId, signer, signerName: cfg.nodeName, certChain });
   const registry = new Registry(join(cfg.dataDir, 'index.db'));
   const replayed = registry.catchUp(ledger);
   if (replayed > 0) log.info({ replayed }, 'index caught up with the ledger');
   // other operators' endorsements reach the index as their blocks arrive
   if (ledger instanceof ConsortiumLedger) ledger.onForeignEntries((entries) => registry.index(entries));
-  const pool = new CryptoPool(key, cfg.threads);
+  const pool = new CryptoPool(key, cfg.threads, own);
   const cef = new CefLink({ address: cfg.cef.address, token: cfg.cef.token, stateFile: join(cfg.dataDir, 'cef-subscription.json'), subscriber: cfg.nodeName, log });
   const { grants, consumerToken } = ensureTokens(cfg);
   const rootDer = pemToDer(pki.rootCaPem);

@@ -225,23 +225,42 @@ export function p1363ToDer(sig: Uint8Array): Uint8Array | null {
  */
 export function nodeVerify(suite: Suite, key: KeyObject, msg: Uint8Array, sig: Uint8Array, encoding: SigEncoding = 'p1363'): boolean {
   try {
-    // node:crypto would also accept strings (as UTF-8) and DataViews: noble does not, and
-    // both implementations must give the same answer
-    if (!(msg instanceof Uint8Array) || !(sig instanceof Uint8Array)) return false;
-    // OpenSSL verifies with whatever key it is given: a P-256 key under the secp256k1 suite,
-    // or an EC key with the Ed25519 suite's null digest, would otherwise verify
-    if (keySuite(key) !== suite) return false;
-    if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) {
-      return sig.length === 64 && nodeVerifyRaw(null, msg, key, sig);
-    }
-    if (!isEcdsa(suite)) return false;
-    const der = encoding === 'der' ? sig : p1363ToDer(sig);
-    if (der === null) return false;
-    return nodeVerifyRaw('sha256', msg, key, der);
+    const args = opensslArgs(suite, key, msg, sig, encoding);
+    return args !== null && nodeVerifyRaw(args.digest, msg, key, args.sig);
   } catch {
     // OpenSSL throws on some malformed DER: attacker-controlled bytes mean "not valid"
     return false;
   }
+}
+
+/**
+ * {@link nodeVerify} on libuv's thread pool: many verifications started together run on
+ * several cores while the calling thread goes on. Same answers; never rejects.
+ */
+export function nodeVerifyAsync(suite: Suite, key: KeyObject, msg: Uint8Array, sig: Uint8Array, encoding: SigEncoding = 'p1363'): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      const args = opensslArgs(suite, key, msg, sig, encoding);
+      if (args === null) resolve(false);
+      else nodeVerifyRaw(args.digest, msg, key, args.sig, (err, ok) => resolve(err === null && ok));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
+/** What OpenSSL is given to verify `sig` over `msg`, or null when it cannot be valid. */
+function opensslArgs(suite: Suite, key: KeyObject, msg: Uint8Array, sig: Uint8Array, encoding: SigEncoding): { digest: string | null; sig: Uint8Array } | null {
+  // node:crypto would also accept strings (as UTF-8) and DataViews: noble does not, and
+  // both implementations must give the same answer
+  if (!(msg instanceof Uint8Array) || !(sig instanceof Uint8Array)) return null;
+  // OpenSSL verifies with whatever key it is given: a P-256 key under the secp256k1 suite,
+  // or an EC key with the Ed25519 suite's null digest, would otherwise verify
+  if (keySuite(key) !== suite) return null;
+  if (suite === SignatureSuite.SIGNATURE_SUITE_ED25519) return sig.length === 64 ? { digest: null, sig } : null;
+  if (!isEcdsa(suite)) return null;
+  const der = encoding === 'der' ? sig : p1363ToDer(sig);
+  return der === null ? null : { digest: 'sha256', sig: der };
 }
 
 /** Signatures already verified, per public key: message digest + signature → true. */
@@ -402,9 +421,49 @@ export function verifyDomain(suite: Suite, key: KeyObject, type: string, payload
   return nodeVerify(suite, key, pae(type, payload), sig);
 }
 
-/** A signer over a node private key (AS and gateway keys, held server-side). */
-export function nodeSigner(key: KeyObject): Signer {
+/**
+ * Signatures this process made, remembered for a while: a signature the process made itself
+ * over exactly these bytes verifies by construction, so a component that must check
+ * signatures it may have produced (the consortium ledger checking an AS's own endorsements
+ * before proposing them) can skip OpenSSL for those. Bounded (least recently used go first):
+ * a forgotten one is only verified again. Keyed by the signature (ECDSA and Ed25519
+ * signatures of different messages differ) and checked against the SHA-256 of the message.
+ */
+export class OwnSignatures {
+  readonly #made: LruMap<string, Buffer>;
+
+  /** @param max signatures remembered (default 32,768: more than one block's worth) */
+  constructor(max = 32_768) {
+    this.#made = new LruMap(max);
+  }
+
+  /** Records that this process signed exactly `msg` with `sig`. */
+  note(msg: Uint8Array, sig: Uint8Array): void {
+    this.#made.set(Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1'), nodeHash('sha256', msg, 'buffer'));
+  }
+
+  /** True when {@link note} recorded exactly this message and signature (and they are still remembered). */
+  made(msg: Uint8Array, sig: Uint8Array): boolean {
+    const digest = this.#made.get(Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1'));
+    return digest !== undefined && digest.equals(nodeHash('sha256', msg, 'buffer'));
+  }
+}
+
+/**
+ * A signer over a node private key (AS and gateway keys, held server-side); with `own`, each
+ * signature it makes is noted there.
+ */
+export function nodeSigner(key: KeyObject, own?: OwnSignatures): Signer {
   const suite = suiteOfKeyObject(key);
   const publicKey = rawPublicKey(key);
-  return { suite, publicKey, sign: (msg) => nodeSign(suite, key, msg) };
+  if (own === undefined) return { suite, publicKey, sign: (msg) => nodeSign(suite, key, msg) };
+  return {
+    suite,
+    publicKey,
+    sign: (msg) => {
+      const sig = nodeSign(suite, key, msg);
+      own.note(msg, sig);
+      return sig;
+    },
+  };
 }

@@ -21,7 +21,9 @@ import {
   nodeSign,
   nodeSigner,
   nodeVerify,
+  nodeVerifyAsync,
   nodeVerifyMemo,
+  OwnSignatures,
   p1363ToDer,
   derToP1363,
   publicKeyOf,
@@ -153,9 +155,11 @@ const VECTOR_FILES = [
 
 describe('Wycheproof vectors, noble and node:crypto', () => {
   for (const v of VECTOR_FILES) {
-    it(`[REG-2] [VER-3] [END-1] ${v.file}: valid cases verify, invalid ones do not, both implementations agree`, () => {
+    it(`[REG-2] [VER-3] [END-1] ${v.file}: valid cases verify, invalid ones do not, both implementations agree`, async () => {
       const groups = loadVectors(v.file, v.curve, v.encoding);
       const problems: string[] = [];
+      // node:crypto on the thread pool must answer exactly as inline
+      const onPool: Promise<string | undefined>[] = [];
       const counts = { valid: 0, invalid: 0, acceptable: 0, unimportable: 0 };
       for (const g of groups) {
         let key: KeyObject | null = null;
@@ -182,8 +186,10 @@ describe('Wycheproof vectors, noble and node:crypto', () => {
           if (byNoble !== byNode) problems.push(`tcId ${t.tcId} (${t.comment}): noble ${byNoble}, node ${byNode}`);
           if (byNoble !== want) problems.push(`tcId ${t.tcId} (${t.comment}) [${t.flags.join(',')}]: noble ${byNoble}, expected ${want}`);
           if (byNode !== want) problems.push(`tcId ${t.tcId} (${t.comment}) [${t.flags.join(',')}]: node ${byNode}, expected ${want}`);
+          if (key !== null) onPool.push(nodeVerifyAsync(v.suite, key, msg, sig, v.encoding).then((r) => (r === byNode ? undefined : `tcId ${t.tcId}: node ${byNode}, on the pool ${r}`)));
         }
       }
+      for (const p of await Promise.all(onPool)) if (p !== undefined) problems.push(p);
       expect(problems).toEqual([]);
       // a file that silently lost its valid or invalid half would prove little
       expect(counts.valid).toBeGreaterThan(50);
@@ -663,5 +669,25 @@ describe('nodeVerifyMemo', () => {
     expect(nodeVerifyMemo(suite, other, msg, sig)).toBe(false);
     // the wrong suite for the key is refused even for a remembered triple
     expect(nodeVerifyMemo(SignatureSuite.SIGNATURE_SUITE_ECDSA_SECP256K1_SHA256, publicKey, msg, sig)).toBe(false);
+  });
+});
+
+describe('OwnSignatures', () => {
+  it('[END-3] knows exactly the (message, signature) pairs its signer made, within its bound', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const own = new OwnSignatures(4);
+    const signer = nodeSigner(privateKey, own);
+    const msgs = Array.from({ length: 5 }, (_, i) => new TextEncoder().encode(`endorsement ${i}`));
+    const sigs = await Promise.all(msgs.map((m) => signer.sign(m)));
+    // the oldest fell out of the bound (it would only be verified again)
+    expect(msgs.map((m, i) => own.made(m, sigs[i] as Uint8Array))).toEqual([false, true, true, true, true]);
+    // a signature it made, over another message; another signature over the same message
+    expect(own.made(msgs[1] as Uint8Array, sigs[2] as Uint8Array)).toBe(false);
+    expect(own.made(msgs[4] as Uint8Array, nodeSign(SignatureSuite.SIGNATURE_SUITE_ECDSA_P256_SHA256, privateKey, msgs[4] as Uint8Array))).toBe(false);
+    expect(own.made(flipBit(msgs[4] as Uint8Array, 3), sigs[4] as Uint8Array)).toBe(false);
+    // a signer without one notes nothing anywhere
+    const plain = nodeSigner(privateKey);
+    const m = new TextEncoder().encode('not noted');
+    expect(own.made(m, await plain.sign(m))).toBe(false);
   });
 });

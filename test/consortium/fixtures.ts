@@ -6,9 +6,9 @@
  * local consortium PKI.
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { ContractState, EndorsementReason, RegistrationParams, SignatureSuite, type AccountStatus, type SignedRegistration } from '../../proto/gen/divs/v1/common.ts';
+import { ContractState, EndorsementReason, LedgerTx, RegistrationParams, SignatureSuite, SignedEndorsement, type AccountStatus, type SignedRegistration } from '../../proto/gen/divs/v1/common.ts';
 import { Domain, pae, sha256 } from '../../protocol/src/bytes.ts';
-import { importPrivateKey, nodeSign, rawPublicKey, suiteOfKeyObject } from '../../protocol/src/suites.ts';
+import { importPrivateKey, nodeSign, rawPublicKey, suiteOfKeyObject, type OwnSignatures } from '../../protocol/src/suites.ts';
 import { syntheticIdentity } from '../../cef/src/fixtures.ts';
 import { endorsementFor, endorsementSigningInput, ledgerTxFor } from '../../as-node/src/endorse.ts';
 import type { LocalNode } from '../../as-node/src/governance/local-consortium.ts';
@@ -64,8 +64,11 @@ export function statusOf(ue: TestUe, plmnId = '26201', state: ContractState = Co
   };
 }
 
-/** Exact LedgerTx bytes of an endorsement of `ue` by `as`. */
-export function endorsementTx(as: Endorser, ue: TestUe, o: { version?: number; previous?: { txId: number; leafHash: Uint8Array }; asId?: string; status?: AccountStatus } = {}): Uint8Array {
+/**
+ * Exact LedgerTx bytes of an endorsement of `ue` by `as`; with `own`, the AS signature is
+ * noted there as made by this process (as the AS node's crypto pool notes what it signs).
+ */
+export function endorsementTx(as: Endorser, ue: TestUe, o: { version?: number; previous?: { txId: number; leafHash: Uint8Array }; asId?: string; status?: AccountStatus; own?: OwnSignatures } = {}): Uint8Array {
   const now = Date.now();
   const body = endorsementFor({
     registration: ue.registration,
@@ -77,14 +80,26 @@ export function endorsementTx(as: Endorser, ue: TestUe, o: { version?: number; p
     ueKey: ue.ueKey,
     nowMs: now,
   });
-  const sig = nodeSign(suiteOfKeyObject(as.key), as.key, endorsementSigningInput(body));
+  const input = endorsementSigningInput(body);
+  const sig = nodeSign(suiteOfKeyObject(as.key), as.key, input);
+  o.own?.note(input, sig);
   return ledgerTxFor(body, sig, as.certChain, now);
 }
 
+/** The same LedgerTx with one bit of its AS signature flipped. */
+export function withBrokenSignature(tx: Uint8Array): Uint8Array {
+  const t = LedgerTx.decode(tx);
+  const se = SignedEndorsement.decode(t.payload);
+  // decoded fields are views into the tx: copy before altering
+  se.signature = Uint8Array.from(se.signature);
+  se.signature[10] = (se.signature[10] as number) ^ 1;
+  return LedgerTx.encode({ ...t, payload: SignedEndorsement.encode(se).finish() }).finish();
+}
+
 /** `n` registrations of new UEs endorsed by `as`, as append items. */
-export function registrations(as: Endorser, n: number): { tx: Uint8Array; ueKey: Uint8Array }[] {
+export function registrations(as: Endorser, n: number, own?: OwnSignatures): { tx: Uint8Array; ueKey: Uint8Array }[] {
   return Array.from({ length: n }, () => {
     const ue = newUe();
-    return { tx: endorsementTx(as, ue), ueKey: ue.ueKey };
+    return { tx: endorsementTx(as, ue, own ? { own } : {}), ueKey: ue.ueKey };
   });
 }

@@ -17,9 +17,9 @@ import { runConsortiumCli } from '../../as-node/src/governance/cli.ts';
 import { writeFileSync } from 'node:fs';
 import { decodeEndorsementTx } from '../../as-node/src/endorse.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
-import { sha256, toHex } from '../../protocol/src/bytes.ts';
+import { Domain, pae, sha256, toHex } from '../../protocol/src/bytes.ts';
 import { rootOf } from '../../protocol/src/merkle.ts';
-import { importPrivateKey, nodeSigner } from '../../protocol/src/suites.ts';
+import { importPrivateKey, nodeSigner, OwnSignatures } from '../../protocol/src/suites.ts';
 import { createRootCa, pemToDer } from '../../protocol/src/pki.ts';
 import { RpcServer } from '../../platform/src/grpc.ts';
 import { Authenticator } from '../../as-node/src/auth.ts';
@@ -35,7 +35,7 @@ import { approveConfigUpdate, assembleConfigUpdate, createConfigUpdate } from '.
 import { verifyProvenEndorsement } from '../../consumer/src/verify.ts';
 import { verifyCosignatures, witnessFromCertificate, type WitnessPolicy } from '../../consumer/src/witness.ts';
 import { describeEtcd } from './helpers.ts';
-import { endorsementTx, endorserOf, newUe, registrations, type Endorser } from './fixtures.ts';
+import { endorsementTx, endorserOf, newUe, registrations, withBrokenSignature, type Endorser } from './fixtures.ts';
 
 const LEDGER = 'divs-consortium-test';
 const PEER_TOKEN = randomBytes(18).toString('hex');
@@ -48,6 +48,8 @@ interface TestNode {
   server: RpcServer;
   port: number;
   path: string;
+  /** Signatures this node's AS made (as an AS node's crypto pool notes them). */
+  own: OwnSignatures;
 }
 
 let etcd: EtcdCluster;
@@ -64,19 +66,22 @@ let orgD: LocalOrg | undefined;
 const node = (name: string): TestNode => nodes.get(name) as TestNode;
 const running = (): TestNode[] => [...nodes.values()];
 
-async function startNode(local: LocalNode, genesis: Membership = c.genesis): Promise<TestNode> {
+async function startNode(local: LocalNode, genesis: Membership = c.genesis, o: { turnTimeoutMs?: number } = {}): Promise<TestNode> {
   const path = join(dir, `${local.name}.db`);
+  const own = new OwnSignatures();
   const ledger = await ConsortiumLedger.open({
     path,
     genesis,
     nodeName: local.name,
-    signer: nodeSigner(importPrivateKey(local.keyPem)),
+    signer: nodeSigner(importPrivateKey(local.keyPem), own),
+    ownSignatures: own,
     certChain: local.certChain,
     etcd: { endpoints: etcd.endpoints, requestTimeoutMs: 2500, attemptTimeoutMs: 1200 },
     peerToken: PEER_TOKEN,
     retainBlocks: 6,
     compactEvery: 4,
     pollIntervalMs: 300,
+    ...o,
   });
   const auth = new Authenticator([
     { token: PEER_TOKEN, name: 'peers', roles: ['peer'] },
@@ -84,7 +89,7 @@ async function startNode(local: LocalNode, genesis: Membership = c.genesis): Pro
   ]);
   const server = new RpcServer().add(LedgerSyncServiceService, syncHandlers(ledger, auth)).add(ConsortiumServiceService, consortiumHandlers(ledger, auth));
   const port = await server.listen('127.0.0.1', ports[local.name] ?? 0);
-  const n = { name: local.name, local, ledger, server, port, path };
+  const n = { name: local.name, local, ledger, server, port, path, own };
   nodes.set(local.name, n);
   return n;
 }
@@ -243,13 +248,7 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
     /** A block on the current tip, right in every respect unless `tamper` says otherwise. */
     const build = (as: Endorser, tamper: { sig?: boolean; txRoot?: boolean; prev?: boolean; stateRoot?: boolean } = {}): Uint8Array => {
       const ue = newUe();
-      let tx = endorsementTx(as, ue);
-      if (tamper.sig) {
-        const t = LedgerTx.decode(tx);
-        const se = SignedEndorsement.decode(t.payload);
-        se.signature[10] = (se.signature[10] as number) ^ 1;
-        tx = LedgerTx.encode({ ...t, payload: SignedEndorsement.encode(se).finish() }).finish();
-      }
+      const tx = tamper.sig ? withBrokenSignature(endorsementTx(as, ue)) : endorsementTx(as, ue);
       const leaf = sha256(new Uint8Array([0]), tx);
       const txRoot = rootOf([...leaves, leaf]);
       const stateRoot = nextStateRoot(info.stateRoot, [ref.latestProof(ue.ueKey)], [[ue.ueKey, leaf]]);
@@ -308,6 +307,24 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
     expectSameLedger();
   });
 
+  it('[FW-BC] [END-3] a node does not verify again the endorsements its own AS signed before proposing them; a broken or another AS\'s signature it always checks', async () => {
+    const a = node('as-a');
+    const refused = running().map((n) => n.ledger.refusals().length);
+    const entries = await a.ledger.append(registrations(A, 5, a.own));
+    const height = await converge(entries[0]!.blockHeight + 1);
+    expectSameLedger();
+    // the other nodes verified those signatures: nothing was refused
+    expect(running().map((n) => n.ledger.refusals().length)).toEqual(refused);
+    // not noted: verified, and refused at the append
+    await expectCode(a.ledger.append([{ tx: withBrokenSignature(endorsementTx(A, newUe())) }]), 'INVALID_SIGNATURE');
+    // another AS's endorsement is verified even when its bytes were noted here
+    const foreign = withBrokenSignature(endorsementTx(B, newUe()));
+    const se = SignedEndorsement.decode(LedgerTx.decode(foreign).payload);
+    a.own.note(pae(Domain.endorsement, se.endorsement), se.signature);
+    await expectCode(a.ledger.append([{ tx: foreign }]), 'INVALID_SIGNATURE');
+    expect(a.ledger.info().height).toBe(height);
+  });
+
   it('[FW-BC] [GEN-6] a version that does not extend the UE\'s latest one is refused with NOT_LATEST', async () => {
     const ue = newUe();
     const [v1] = await node('as-a').ledger.append([{ tx: endorsementTx(A, ue), ueKey: ue.ueKey }]);
@@ -344,6 +361,21 @@ describeEtcd('consortium ledger over a real etcd cluster', () => {
     await converge();
     expectSameLedger();
   });
+
+  it('[FW-BC] a turn passes at once when its owner has nothing to append', async () => {
+    // turn timeouts far beyond this test's time limit: a node that waited for an idle owner
+    // (as-b, as-c) instead of taking the turn it passed would make the test time out
+    const names = c.nodes.map((n) => n.name);
+    for (const n of names) await stopNode(n);
+    for (const n of c.nodes) await startNode(n, c.genesis, { turnTimeoutMs: 60_000 });
+    const from = await converge();
+    for (let i = 0; i < 6; i++) await node('as-a').ledger.append(registrations(A, 2));
+    expect(await converge(from + 6)).toBe(from + 6);
+    expectSameLedger();
+    for (const n of names) await stopNode(n);
+    for (const n of c.nodes) await startNode(n);
+    await converge();
+  }, 30_000);
 
   it('[BC-5] [SEC-3] an organization joins by a config update approved off-line by a majority; a minority proposal is refused', async () => {
     const current = node('as-a').ledger.membership();

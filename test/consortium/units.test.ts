@@ -37,6 +37,16 @@ function code(fn: () => unknown): string {
   return 'OK';
 }
 
+async function acode(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof DivsError) return e.code;
+    throw e;
+  }
+  return 'OK';
+}
+
 let c: LocalConsortium;
 let A: Endorser;
 let dir: string;
@@ -102,7 +112,7 @@ describe('block validation against a node\'s store', () => {
       const opts = () => ({ ledgerId: 'divs-units', tip, membership: c.genesis, genesis: c.genesis, state: store, maxTxs: 100 });
       // block 0: the genesis configuration, and nothing else
       const g = planBlock('divs-units', tip, [checkTx(genesisTx(c.genesis), ctx(0))], store, clock.t);
-      expect(code(() => validateBlock(g.header, [genesisTx(c.genesis)], opts()))).toBe('OK');
+      expect(await acode(validateBlock(g.header, [genesisTx(c.genesis)], opts()))).toBe('OK');
       expect(code(() => checkTx(endorsementTx(A, newUe()), ctx(0)))).toBe('INVALID_BLOCK');
       await store.append([{ tx: genesisTx(c.genesis) }]);
       expect(toHex(store.blocks(0, 1)[0]!.hash)).toBe(toHex(g.hash));
@@ -112,27 +122,41 @@ describe('block validation against a node\'s store', () => {
       const tx = endorsementTx(A, ue);
       clock.t += 500;
       const plan = planBlock('divs-units', tip, [checkTx(tx, ctx(1))], store, clock.t);
-      expect(code(() => validateBlock(plan.header, [tx], opts()))).toBe('OK');
+      expect(await acode(validateBlock(plan.header, [tx], opts()))).toBe('OK');
       const h = BlockHeader.decode(plan.header);
       const variant = (patch: Partial<BlockHeader>): Uint8Array => BlockHeader.encode({ ...h, ...patch }).finish();
-      expect(code(() => validateBlock(variant({ txRoot: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(variant({ stateRoot: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(variant({ previousBlockHash: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(variant({ height: 5 }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(variant({ proposer: 'as-a' }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(variant({ timestampMs: clock.t - 5000 }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ txRoot: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ stateRoot: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ previousBlockHash: randomBytes(32) }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ height: 5 }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ proposer: 'as-a' }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ timestampMs: clock.t - 5000 }), [tx], opts()))).toBe('INVALID_BLOCK');
       // certificates are judged at the block's time: long before they were issued, nobody is a member
       expect(code(() => checkTx(tx, { ...ctx(1), at: new Date(2_000) }))).toBe('NOT_MEMBER');
-      expect(code(() => validateBlock(variant({ txCount: 2 }), [tx], opts()))).toBe('INVALID_BLOCK');
-      expect(code(() => validateBlock(new Uint8Array([0xff, 0xff]), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(variant({ txCount: 2 }), [tx], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(new Uint8Array([0xff, 0xff]), [tx], opts()))).toBe('INVALID_BLOCK');
       // a tx encoded another way than canonically (an unknown field appended) changes its leaf
-      expect(code(() => validateBlock(plan.header, [new Uint8Array([...tx, 0x78, 0x01])], opts()))).toBe('INVALID_BLOCK');
+      expect(await acode(validateBlock(plan.header, [new Uint8Array([...tx, 0x78, 0x01])], opts()))).toBe('INVALID_BLOCK');
       const se = SignedEndorsement.decode(LedgerTx.decode(tx).payload);
       // (decoded fields are views into the tx: copy before altering)
       se.signature = Uint8Array.from(se.signature);
       se.signature[0] = (se.signature[0] as number) ^ 0x80;
       const badSig = LedgerTx.encode({ ...LedgerTx.decode(tx), payload: SignedEndorsement.encode(se).finish() }).finish();
       expect(code(() => checkTx(badSig, ctx(1)))).toBe('INVALID_SIGNATURE');
+      // in a block the signatures are checked apart (on the thread pool): a bad one is refused
+      // even when the header is the one the content determines, and before a later tx's
+      // structural fault
+      const unchecked = (t: Uint8Array) => checkTx(t, { ...ctx(1), verifySignature: false });
+      const forged = planBlock('divs-units', tip, [unchecked(badSig)], store, clock.t);
+      expect(await acode(validateBlock(forged.header, [badSig], opts()))).toBe('INVALID_SIGNATURE');
+      const tx2 = endorsementTx(A, newUe());
+      const two = planBlock('divs-units', tip, [checkTx(tx2, ctx(1)), unchecked(badSig)], store, clock.t);
+      expect(await acode(validateBlock(two.header, [tx2, badSig], opts()))).toBe('INVALID_SIGNATURE');
+      expect(await acode(validateBlock(two.header, [badSig, new Uint8Array([0xff])], opts()))).toBe('INVALID_SIGNATURE');
+      expect(await acode(validateBlock(two.header, [tx2, new Uint8Array([0xff])], opts()))).toBe('INVALID_BLOCK');
+      // a signature the node made itself is taken as valid (madeHere): the hook gates the check
+      expect(code(() => checkTx(badSig, { ...ctx(1), madeHere: () => true }))).toBe('OK');
+      expect(code(() => checkTx(badSig, { ...ctx(1), madeHere: () => false }))).toBe('INVALID_SIGNATURE');
       // two versions of one UE key in one block
       expect(code(() => planBlock('divs-units', tip, [checkTx(tx, ctx(1)), checkTx(endorsementTx(A, ue), ctx(1))], store, clock.t))).toBe('INVALID_BLOCK');
       // a configuration update must be alone

@@ -87,6 +87,11 @@ export class CosignatureBook {
     return out;
   }
 
+  /** Tree size of a node's newest cosignature (-1: none seen). */
+  latestSize(name: string): number {
+    return this.#latest.get(name) ?? -1;
+  }
+
   /** Nodes whose newest cosignature covers a tree of at least `size`. */
   cosignersAtLeast(size: number): string[] {
     return [...this.#latest.entries()].filter(([, s]) => s >= size).map(([n]) => n);

@@ -43,11 +43,11 @@ import { equalBytes } from '../../../../protocol/src/bytes.ts';
 import { DivsError, fail, type ErrorCode } from '../../../../protocol/src/errors.ts';
 import { MerkleFrontier } from '../../../../protocol/src/merkle.ts';
 import { formatCheckpoint, isValidKeyName, parseCheckpoint, signCheckpoint } from '../../../../protocol/src/checkpoint.ts';
-import type { Signer } from '../../../../protocol/src/suites.ts';
+import { rawPublicKey, type OwnSignatures, type Signer } from '../../../../protocol/src/suites.ts';
 import { silentLogger } from '../../../../platform/src/log.ts';
 import { LocalLedger } from '../local.ts';
 import type { AppendItem, Ledger, LedgerEntry, LedgerInfo, StoredBlock } from '../types.ts';
-import { Membership } from '../../governance/membership.ts';
+import { Membership, type MemberSigner } from '../../governance/membership.ts';
 import { configOfTx, configTx, genesisTx, verifyConfigUpdate } from '../../governance/config-update.ts';
 import { LedgerTx, TxType } from '../../../../proto/gen/divs/v1/common.ts';
 import {
@@ -76,6 +76,12 @@ export interface ConsortiumLedgerOptions {
   nodeName: string;
   /** The AS key (signs checkpoints and cosignatures). */
   signer: Signer;
+  /**
+   * Signatures this AS made (its endorsements, signed by its crypto pool or signer): an
+   * append of an endorsement whose AS signature is noted there, under this node's own key,
+   * is not verified again before it is proposed. Other nodes verify it, as every block.
+   */
+  ownSignatures?: OwnSignatures;
   /** AS certificate chain (DER, leaf first, up to the organization's CA). */
   certChain: Uint8Array[];
   etcd: EtcdOptions;
@@ -180,6 +186,9 @@ export class ConsortiumLedger implements Ledger {
   readonly #o: ConsortiumLedgerOptions;
   readonly #store: LocalLedger;
   readonly #applyTs: { v: number };
+  /** An endorsement this AS signed itself, under its own key (see ownSignatures). */
+  readonly #madeHere = (s: MemberSigner, input: Uint8Array, sig: Uint8Array): boolean =>
+    this.#o.ownSignatures !== undefined && s.node === this.nodeName && equalBytes(rawPublicKey(s.chain.publicKey), this.#o.signer.publicKey) && this.#o.ownSignatures.made(input, sig);
   readonly #etcd: EtcdClient;
   readonly #peers: PeerSync;
   readonly #log: Logger;
@@ -188,14 +197,21 @@ export class ConsortiumLedger implements Ledger {
   readonly #prefix: string;
   readonly #blocksPrefix: string;
   readonly #cosigPrefix: string;
+  readonly #turnPrefix: string;
   readonly #maxTxs: number;
   readonly #maxBytes: number;
   readonly #book = new CosignatureBook();
   readonly #blockRev = new Map<number, number>();
   readonly #refusals: BlockRefusal[] = [];
   readonly #heightWaiters = new Set<() => void>();
+  /** Per node: the newest height after which it said it had nothing to append (its turn passes). */
+  readonly #passed = new Map<string, number>();
+  readonly #cosignOut: LatestValue;
+  readonly #passOut: LatestValue;
   #membership: Membership;
   #tip: ChainTip;
+  /** Tree size before the newest block. */
+  #prevSize = 0;
   #tipSince = performance.now();
   #note = '';
   #text = '';
@@ -207,8 +223,6 @@ export class ConsortiumLedger implements Ledger {
   #pumpTimer: NodeJS.Timeout | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #polling = false;
-  #publishing = false;
-  #republish = false;
   #watch: Watch | undefined;
   #closed = false;
   #halted: DivsError | undefined;
@@ -224,17 +238,22 @@ export class ConsortiumLedger implements Ledger {
     this.#applyTs = applyTs;
     this.#genesis = o.genesis;
     this.#tip = tip;
+    this.#prevSize = tip.size;
     this.#membership = membership;
     this.#log = (o.log ?? silentLogger).child({ ledger: this.ledgerId, node: o.nodeName });
     this.#now = o.now ?? Date.now;
     this.#prefix = o.prefix ?? `/divs/${this.ledgerId}/`;
     this.#blocksPrefix = `${this.#prefix}blocks/`;
     this.#cosigPrefix = `${this.#prefix}cosig/`;
+    this.#turnPrefix = `${this.#prefix}turn/`;
     this.#maxTxs = o.maxBlockTxs ?? 10_000;
     this.#maxBytes = o.maxBlockBytes ?? 12 * 1024 * 1024;
     this.#etcd = new EtcdClient(o.etcd);
     this.#peers = new PeerSync({ token: o.peerToken });
     this.#onForeign = o.onForeignEntries;
+    const lost = (what: string) => (e: unknown) => this.#log.debug({ err: asDivs(e).message }, `${what} not published`);
+    this.#cosignOut = new LatestValue(this.#etcd, `${this.#cosigPrefix}${this.nodeName}`, lost('cosignature'));
+    this.#passOut = new LatestValue(this.#etcd, `${this.#turnPrefix}${this.nodeName}`, lost('turn pass'));
   }
 
   /**
@@ -301,6 +320,7 @@ export class ConsortiumLedger implements Ledger {
           marked = true;
         }
         const rev = await this.#enqueue(() => this.#catchUp());
+        await this.#loadSignals();
         this.#synced = true;
         firstSync();
         backoff = 100;
@@ -320,6 +340,27 @@ export class ConsortiumLedger implements Ledger {
         backoff = Math.min(backoff * 2, 5000);
       }
     }
+  }
+
+  /**
+   * The other nodes' newest cosignatures and turn passes, read once after catching up (the
+   * watch brings later ones); then this node, if it has nothing to append, passes its turn.
+   */
+  async #loadSignals(): Promise<void> {
+    for (const [prefix, on] of [
+      [this.#cosigPrefix, (n: string, v: Uint8Array) => this.#onCosignature(n, v)],
+      [this.#turnPrefix, (n: string, v: Uint8Array) => this.#onPass(n, v)],
+    ] as const) {
+      const r = await this.#etcd.range(prefix, { rangeEnd: prefixEnd(prefix), limit: 1000 });
+      for (const kv of r.kvs) on(kv.key.slice(prefix.length), kv.value);
+    }
+    this.#passIfIdle();
+  }
+
+  /** Publishes that this node has nothing to append after its newest block (its turns pass). */
+  #passIfIdle(): void {
+    const h = this.#tip.height - 1;
+    if (!this.#closed && h >= 0 && this.#pending.length === 0) this.#passOut.set(new TextEncoder().encode(String(h)));
   }
 
   /** Closes the store and stops syncing. Appends still pending fail with UNAVAILABLE. Idempotent. */
@@ -396,6 +437,8 @@ export class ConsortiumLedger implements Ledger {
         });
       } else if (key.startsWith(this.#cosigPrefix) && ev.type === 'put') {
         this.#onCosignature(key.slice(this.#cosigPrefix.length), ev.kv.value);
+      } else if (key.startsWith(this.#turnPrefix) && ev.type === 'put') {
+        this.#onPass(key.slice(this.#turnPrefix.length), ev.kv.value);
       }
     }
   }
@@ -456,7 +499,7 @@ export class ConsortiumLedger implements Ledger {
         for await (const b of this.#peers.blocks(addr, this.#tip.height, max)) {
           let plan: BlockPlan;
           try {
-            plan = this.#validate(b.header, b.txs);
+            plan = await this.#validate(b.header, b.txs);
           } catch (e) {
             this.#refuse(this.#tip.height, 'peer', e);
             break; // this peer serves bad blocks: try the next one
@@ -471,7 +514,7 @@ export class ConsortiumLedger implements Ledger {
     }
   }
 
-  #validate(header: Uint8Array, txs: Uint8Array[]): BlockPlan {
+  #validate(header: Uint8Array, txs: Uint8Array[]): Promise<BlockPlan> {
     return validateBlock(header, txs, { ledgerId: this.ledgerId, tip: this.#tip, membership: this.#membership, genesis: this.#genesis, state: this.#store, maxTxs: this.#maxTxs });
   }
 
@@ -481,7 +524,7 @@ export class ConsortiumLedger implements Ledger {
     try {
       // txs, their framing and the header: generous room over the block limit, never unbounded
       const env = decodeEnvelope(kv.value, 2 * this.#maxBytes + 1024 * 1024);
-      plan = this.#validate(env.header, env.txs);
+      plan = await this.#validate(env.header, env.txs);
     } catch (e) {
       const err = this.#refuse(h, 'etcd', e);
       if (BLOCK_FAULTS.has(err.code)) {
@@ -522,13 +565,28 @@ export class ConsortiumLedger implements Ledger {
     this.#pending.unshift({ checked: [checked], membership: this.#membership, validUntil: Infinity, bytes: tx.length, keys: new Set(), config: true, genesis: true, resolve: () => undefined, reject: () => undefined });
   }
 
-  /** Milliseconds to wait before proposing height h (0: now). */
+  /**
+   * Milliseconds to wait before proposing height h (0: now). Height h is first offered to the
+   * (h mod n)-th node; an owner that said it has nothing to append passes the turn to the next
+   * one at once. The others wait for the (effective) owner: `turnTimeoutMs` when it is silent
+   * (it did not cosign the block before the newest: down, or far behind), up to
+   * BUSY_TURN_FACTOR times that while it follows (it is still validating the newest block, or
+   * proposing) — the node that proposed the newest block stored it without validating it and
+   * would otherwise take every second height.
+   */
   #turnWait(h: number): number {
     if (h === 0) return 0;
     const nodes = this.#membership.nodes();
     if (nodes.length <= 1) return 0;
-    if ((nodes[h % nodes.length] as { name: string }).name === this.nodeName) return 0;
-    return Math.max(0, (this.#o.turnTimeoutMs ?? 100) - (performance.now() - this.#tipSince));
+    let owner: string | undefined;
+    for (let i = 0; i < nodes.length && owner === undefined; i++) {
+      const name = (nodes[(h + i) % nodes.length] as { name: string }).name;
+      if (name === this.nodeName || (this.#passed.get(name) ?? -1) < h - 1) owner = name;
+    }
+    if (owner === undefined || owner === this.nodeName) return 0;
+    const turn = this.#o.turnTimeoutMs ?? 100;
+    const following = this.#book.latestSize(owner) >= this.#prevSize;
+    return Math.max(0, (following ? turn * BUSY_TURN_FACTOR : turn) - (performance.now() - this.#tipSince));
   }
 
   #takeBatch(): Pending[] {
@@ -681,6 +739,7 @@ export class ConsortiumLedger implements Ledger {
       throw err;
     }
     this.#log.debug({ height: h, txs: plan.txs.length, own: owners !== undefined, afterMs: Math.round(performance.now() - this.#tipSince) }, 'block stored');
+    this.#prevSize = this.#tip.size;
     this.#tip = plan.next;
     this.#tipSince = performance.now();
     this.#note = note;
@@ -709,7 +768,12 @@ export class ConsortiumLedger implements Ledger {
         }
       }
     }
-    this.#publishCosignature();
+    if (!this.#closed && this.#cosignature) this.#cosignOut.set(this.#cosignature);
+    // nothing to append (once the appends this block answered have had their turn to append
+    // again): the others need not wait for this node's turn
+    setImmediate(() => {
+      if (this.#tip.height === h + 1) this.#passIfIdle();
+    });
     for (const w of [...this.#heightWaiters]) w();
     if (this.#pending.length > 0) this.#kick();
   }
@@ -731,26 +795,6 @@ export class ConsortiumLedger implements Ledger {
 
   // ---------------------------------------------------------------- cosignatures
 
-  #publishCosignature(): void {
-    if (this.#closed || !this.#cosignature) return;
-    if (this.#publishing) {
-      this.#republish = true;
-      return;
-    }
-    this.#publishing = true;
-    const bytes = this.#cosignature;
-    this.#etcd
-      .put(`${this.#cosigPrefix}${this.nodeName}`, bytes)
-      .catch((e: unknown) => this.#log.debug({ err: asDivs(e).message }, 'cosignature not published'))
-      .finally(() => {
-        this.#publishing = false;
-        if (this.#republish) {
-          this.#republish = false;
-          this.#publishCosignature();
-        }
-      });
-  }
-
   #onCosignature(name: string, value: Uint8Array): void {
     if (name === this.nodeName) return;
     try {
@@ -762,6 +806,14 @@ export class ConsortiumLedger implements Ledger {
     } catch (e) {
       this.#log.warn({ from: name, err: asDivs(e).message }, 'cosignature refused');
     }
+  }
+
+  /** Another node stored block `value` and had nothing to append then: its next turn passes. */
+  #onPass(name: string, value: Uint8Array): void {
+    const h = Number(new TextDecoder().decode(value));
+    if (name === this.nodeName || !Number.isSafeInteger(h) || h < 0 || h <= (this.#passed.get(name) ?? -1)) return;
+    this.#passed.set(name, h);
+    if (this.#pending.length > 0) this.#kick();
   }
 
   /** Names of the other nodes that cosigned this node's current checkpoint. */
@@ -809,7 +861,7 @@ export class ConsortiumLedger implements Ledger {
       if (bytes > this.#maxBytes) fail('MESSAGE_TOO_LARGE', `append: more than ${this.#maxBytes} bytes`);
       let c: CheckedTx;
       try {
-        c = checkTx(copy(it.tx), { membership: this.#membership, genesis: this.#genesis, height: Math.max(1, this.#tip.height), at, verifySignature: true });
+        c = checkTx(copy(it.tx), { membership: this.#membership, genesis: this.#genesis, height: Math.max(1, this.#tip.height), at, verifySignature: true, madeHere: this.#madeHere });
       } catch (e) {
         const err = asDivs(e);
         throw new DivsError(err.code, `append[${i}]: ${err.message}`, { cause: e });
@@ -936,6 +988,43 @@ function validUntilOf(txs: CheckedTx[]): number {
     if (until !== undefined && until < t) t = until;
   }
   return t;
+}
+
+/** How many turn timeouts a node waits for an owner that follows the ledger (see #turnWait). */
+const BUSY_TURN_FACTOR = 5;
+
+/** The newest value of one etcd key, put one at a time: values set meanwhile, only the last goes. */
+class LatestValue {
+  readonly #etcd: EtcdClient;
+  readonly #key: string;
+  readonly #onError: (e: unknown) => void;
+  #next: Uint8Array | undefined;
+  #busy = false;
+
+  constructor(etcd: EtcdClient, key: string, onError: (e: unknown) => void) {
+    this.#etcd = etcd;
+    this.#key = key;
+    this.#onError = onError;
+  }
+
+  set(value: Uint8Array): void {
+    this.#next = value;
+    if (!this.#busy) this.#flush();
+  }
+
+  #flush(): void {
+    const v = this.#next;
+    if (v === undefined) return;
+    this.#next = undefined;
+    this.#busy = true;
+    this.#etcd
+      .put(this.#key, v)
+      .catch(this.#onError)
+      .finally(() => {
+        this.#busy = false;
+        this.#flush();
+      });
+  }
 }
 
 function checkOptions(o: ConsortiumLedgerOptions): void {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { SignedConfigUpdate, type ConsortiumServiceService } from '../../../../proto/gen/divs/v1/as_sync.ts';
 import { fail } from '../../../../protocol/src/errors.ts';
-import type { Signer } from '../../../../protocol/src/suites.ts';
+import type { OwnSignatures, Signer } from '../../../../protocol/src/suites.ts';
 import type { Handlers } from '../../../../platform/src/grpc.ts';
 import type { Authenticator } from '../../auth.ts';
 import { Membership } from '../../governance/membership.ts';
@@ -38,7 +38,7 @@ export interface ConsortiumLedgerConfig {
  */
 export async function openConsortiumLedger(
   cfg: ConsortiumLedgerConfig,
-  node: { path: string; ledgerId: string; nodeName: string; signer: Signer; certChain: Uint8Array[]; log: Logger },
+  node: { path: string; ledgerId: string; nodeName: string; signer: Signer; certChain: Uint8Array[]; log: Logger; ownSignatures?: OwnSignatures },
 ): Promise<ConsortiumLedger> {
   const genesis = Membership.fromGenesisFile(resolve(cfg.genesis));
   if (genesis.ledgerId !== node.ledgerId) fail('CONFIG_INVALID', `ledgerId ${node.ledgerId} differs from the genesis configuration's ${genesis.ledgerId}`);
@@ -53,6 +53,7 @@ export async function openConsortiumLedger(
     certChain: node.certChain,
     etcd,
     log: node.log,
+    ...opt('ownSignatures', node.ownSignatures),
     ...opt('prefix', cfg.etcd.prefix),
     ...opt('peerToken', cfg.peerToken),
     ...opt('peers', cfg.peers),
