@@ -9,9 +9,11 @@
  * exist (compare create_revision = 0); etcd's Raft log gives every node the same single
  * winner. The loser applies the winner's block (which the failed transaction returns) and
  * proposes again on the new tip. To keep a fast node from winning every round, heights take
- * turns: height h is first offered to the (h mod n)-th member node (by name); the others
- * propose h only after `turnTimeoutMs` without it. Appends that arrive while a proposal is in
- * flight are grouped into the next block (whole appends only: an append is atomic).
+ * turns: height h is first offered to the (h mod n)-th member node (by name); an owner with
+ * nothing to append passes its turn at once (`<prefix>turn/<node>`), and the others wait for
+ * one that has not passed — longer while it follows the ledger (see #turnWait). Appends that
+ * arrive while a proposal is in flight are grouped into the next block (whole appends only:
+ * an append is atomic).
  *
  * Validation (block.ts): hash link, tx root, state root, canonical encodings, each
  * endorsement's AS signature and membership of its signer in the configuration in force,
