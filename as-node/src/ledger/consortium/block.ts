@@ -133,6 +133,8 @@ function decodeLoose<T>(codec: { decode(b: Uint8Array): T }, bytes: Uint8Array, 
   }
 }
 
+const badSignature = (signer: MemberSigner): DivsError => new DivsError('INVALID_SIGNATURE', `the AS signature of ${signer.node} over the endorsement does not verify`);
+
 /** Checks one transaction on its own (see the module header, step 2). */
 export function checkTx(tx: Uint8Array, ctx: CheckContext): CheckedTx {
   if (!(tx instanceof Uint8Array) || tx.length === 0) fail('INVALID_BLOCK', 'empty transaction');
@@ -161,7 +163,7 @@ export function checkTx(tx: Uint8Array, ctx: CheckContext): CheckedTx {
     } else if (ctx.deferSignature) {
       ctx.deferSignature(signer, input, signed.signature);
     } else if (!nodeVerify(signer.chain.suite, signer.chain.publicKey, input, signed.signature)) {
-      fail('INVALID_SIGNATURE', `the AS signature of ${signer.node} over the endorsement does not verify`);
+      throw badSignature(signer);
     }
   }
   let params: RegistrationParams;
@@ -362,7 +364,7 @@ export async function validateBlock(header: Uint8Array, txs: Uint8Array[], o: Va
   }
   const valid = await Promise.all(signatures);
   for (let i = 0; i < failedAt; i++) {
-    if (valid[i] === false) throw txError(i, new DivsError('INVALID_SIGNATURE', `the AS signature of ${signers[i]?.node} over the endorsement does not verify`));
+    if (valid[i] === false) throw txError(i, badSignature(signers[i] as MemberSigner));
   }
   if (failure !== undefined || plan === undefined) throw failure;
   return plan;
