@@ -12,6 +12,8 @@ import { RecordBody, SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { equalBytes } from '../../protocol/src/bytes.ts';
 import { RecordFields, scanBody, scanCanonical, scanMessage, scanRecord, scanSignedRecord } from '../src/verify/wire.ts';
 import { VerifierCore } from '../src/verify/core.ts';
+import { Sha256Many } from '../src/verify/sha256x4.ts';
+import { SCAN_STRIDE, SLOT, fieldsFromScan } from '../src/verify/scan-kernel.ts';
 import { VerifierPool } from '../src/verify/pool.ts';
 import { packRecords, outcomeOf, type VerifyTask, type WindowSpec } from '../src/verify/task.ts';
 import { LEDGER_ID, encodeRecords, fixtureUes, reading, type FixtureUe } from './fixtures.ts';
@@ -164,6 +166,105 @@ describe('one-pass record reader', () => {
     expect(scanCanonical(swapped, 0, swapped.length, fast)).toBe(false);
     expect(scanRecord(swapped, 0, swapped.length, fast)).toBe(true);
     expect(fast.sigLen).toBe(2);
+  });
+});
+
+describe('one-pass record reader in WebAssembly', () => {
+  const h = Sha256Many.create();
+  const fast = new RecordFields();
+  const wasm = new RecordFields();
+
+  /** Packs records back to back (with a junk byte before each), scans them all in one call, and compares every record with scanCanonical. */
+  function agree(records: Uint8Array[]): void {
+    h.reset();
+    const total = records.reduce((s, r) => s + r.length + 1, 0);
+    const base = h.alloc(total + 16);
+    const starts: number[] = [];
+    let o = 0;
+    for (const r of records) {
+      h.bytes[base + o] = 0x0a; // a tag-like byte just before: never read
+      o++;
+      starts.push(o);
+      h.bytes.set(r, base + o);
+      o += r.length;
+    }
+    // one call per record, with a junk byte between records: each is read within its own bounds
+    for (const [i, r] of records.entries()) {
+      const one = new Uint32Array([starts[i] as number, (starts[i] as number) + r.length]);
+      const offAt = h.alloc(8);
+      new Uint32Array(h.bytes.buffer, offAt, 2).set(one);
+      const outAt = h.alloc(SCAN_STRIDE);
+      expect(h.scanRecords(offAt, 1, base, outAt)).toBe(true);
+      const i32 = new Int32Array(h.bytes.buffer, outAt, SCAN_STRIDE >> 2);
+      const f64 = new Float64Array(h.bytes.buffer, outAt, SCAN_STRIDE >> 3);
+      const bytes = h.bytes.subarray(base, base + total);
+      const canonical = scanCanonical(bytes, starts[i] as number, r.length, fast);
+      if (i32[SLOT.OK] === 1) {
+        expect(canonical).toBe(true);
+        fieldsFromScan(i32, f64, 0, wasm);
+        expect({ ...wasm }).toEqual({ ...fast });
+      } else if (canonical) {
+        // it may leave a record to JavaScript only for values an i32 slot cannot hold
+        expect(fast.batchIndex > 0x7fffffff || fast.batchSize > 0x7fffffff).toBe(true);
+      }
+    }
+  }
+
+  it('[VER-3] accepts exactly what scanCanonical accepts and reads the same fields (generated, damaged and junk records)', () => {
+    expect(h.kind).toBe('wasm-simd');
+    fc.assert(fc.property(fc.array(record, { minLength: 1, maxLength: 8 }), (recs) => agree(recs)), { numRuns: 200 });
+    fc.assert(
+      fc.property(record, fc.array(mutation, { minLength: 1, maxLength: 3 }), (rec, ms) => {
+        let b: Uint8Array = rec;
+        for (const m of ms) b = mutate(b, m as Mutation);
+        agree([b]);
+      }),
+      { numRuns: 1500 },
+    );
+    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 4 }), (junk) => agree(junk)), { numRuns: 500 });
+    // long varints at the edges: 7 bytes accepted, 8 not; values past 2^31 in a batch field
+    const long = SignedRecord.encode({ body: RecordBody.encode({ identity: undefined, sequence: 2 ** 48 + 5, previousHash: new Uint8Array(32), timestampMs: 2 ** 45, payload: new Uint8Array(0), contentType: '', endorsement: { txId: 2 ** 40, txHash: new Uint8Array(32), entryAddress: undefined } }).finish(), signature: new Uint8Array(64), batch: { index: 2 ** 33, size: 2 ** 34, path: [], root: new Uint8Array(32) } }).finish();
+    agree([long]);
+    // sequence as a non-minimal 8-byte varint (one byte too many for the one-pass readers), and as 7 bytes
+    for (const seq of [[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], [0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]]) {
+      const rec = SignedRecord.encode({ body: Uint8Array.from([16, ...seq]), signature: new Uint8Array(64), batch: undefined }).finish();
+      agree([rec]);
+      h.reset();
+    }
+  });
+
+  it('[VER-3] reads many records per call, each within its own bounds', () => {
+    fc.assert(
+      fc.property(fc.array(record, { minLength: 1, maxLength: 20 }), (recs) => {
+        h.reset();
+        const total = recs.reduce((s, r) => s + r.length, 0);
+        const base = h.alloc(total + 16);
+        const offsets = new Uint32Array(recs.length + 1);
+        let o = 0;
+        for (const [i, r] of recs.entries()) {
+          offsets[i] = o;
+          h.bytes.set(r, base + o);
+          o += r.length;
+        }
+        offsets[recs.length] = o;
+        const offAt = h.alloc(offsets.byteLength);
+        new Uint32Array(h.bytes.buffer, offAt, offsets.length).set(offsets);
+        const outAt = h.alloc(SCAN_STRIDE * recs.length);
+        h.scanRecords(offAt, recs.length, base, outAt);
+        const i32 = new Int32Array(h.bytes.buffer, outAt, (SCAN_STRIDE * recs.length) >> 2);
+        const f64 = new Float64Array(h.bytes.buffer, outAt, (SCAN_STRIDE * recs.length) >> 3);
+        const bytes = h.bytes.subarray(base, base + total);
+        for (const [i, r] of recs.entries()) {
+          const canonical = scanCanonical(bytes, offsets[i] as number, r.length, fast);
+          expect(i32[(i * SCAN_STRIDE) / 4 + SLOT.OK]).toBe(canonical && fast.batchIndex <= 0x7fffffff && fast.batchSize <= 0x7fffffff ? 1 : 0);
+          if (i32[(i * SCAN_STRIDE) / 4 + SLOT.OK] === 1) {
+            fieldsFromScan(i32, f64, i, wasm);
+            expect({ ...wasm }).toEqual({ ...fast });
+          }
+        }
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -33,6 +33,7 @@ import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
 import { Sha256Many } from './sha256x4.ts';
 import { S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
 import { RecordFields, sameBytes, scanMessage, scanPath, scanRecord } from './wire.ts';
+import { SCAN_STRIDE, fieldsFromScan } from './scan-kernel.ts';
 
 const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
 const S_MISSING = statusOf('MISSING_FIELD');
@@ -248,12 +249,21 @@ export class VerifierCore {
     // ---- 1. decode, find the endorsement window, queue hashes and comparisons. In chunks: a
     // chunk is copied into the arena, read, and its record and leaf hashes computed while its
     // bytes are still in cache (one trip through memory per byte instead of three).
+    // the record offsets, for the WebAssembly record reader
+    const offsetsAt = h.alloc(4 * (n + 1));
+    new Uint32Array(h.bytes.buffer, offsetsAt, n + 1).set(offsets.subarray(0, n + 1));
     for (let c0 = 0; c0 < n; ) {
       const c1 = chunkEnd(offsets, c0, n);
       const from = offsets[c0] as number;
       const to = offsets[c1] as number;
       h.bytes.set(data.subarray(from, to), base + from);
-      const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, byTx, lastWin, status, sequence, sc);
+      // the chunk's records read in one call (released after the chunk: nothing else is
+      // allocated meanwhile); null without the kernel
+      const top = h.alloc(0);
+      const scanAt = h.alloc(SCAN_STRIDE * (c1 - c0));
+      const scanned = h.scanRecords(offsetsAt + 4 * c0, c1 - c0, base, scanAt) ? { i32: new Int32Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 2), f64: new Float64Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 3) } : null;
+      const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, byTx, lastWin, status, sequence, sc, scanned);
+      h.release(top);
       digests += r1.digests;
       lastWin = r1.lastWin;
       h.run();
@@ -670,6 +680,7 @@ function readChunk(
   status: Uint8Array,
   sequence: Float64Array,
   sc: Scratch,
+  scanned: { i32: Int32Array; f64: Float64Array } | null,
 ): { digests: number; lastWin: LiveWindow | null } {
   const { timestamp, bodyOff, bodyLen, sigOff, sigLen, prevOff, identOff, identLen, isBatch, bIndex, bSize, rootOff, batchOff, batchLen, pathCount, win } = sc;
   const { idCmp, txCmp, rootCmp, sigCmp, hasTx, txHashBad, proofBad } = sc;
@@ -685,9 +696,12 @@ function readChunk(
   sigCmp.fill(-1, c0, c1);
   win.fill(null, c0, c1);
   for (let i = c0; i < c1; i++) {
-    const off = offsets[i] as number;
-    const len = (offsets[i + 1] as number) - off;
-    if (!scanRecord(data, off, len, f) || f.sequence < 1 || f.prevLen !== 32) {
+    if (scanned !== null && scanned.i32[(i - c0) * SCAN_WORDS] === 1) fieldsFromScan(scanned.i32, scanned.f64, i - c0, f);
+    else if (!scanRecord(data, offsets[i] as number, (offsets[i + 1] as number) - (offsets[i] as number), f)) {
+      status[i] = S_MALFORMED;
+      continue;
+    }
+    if (f.sequence < 1 || f.prevLen !== 32) {
       status[i] = S_MALFORMED;
       continue;
     }
@@ -748,6 +762,8 @@ function readChunk(
   }
   return { digests, lastWin };
 }
+
+const SCAN_WORDS = SCAN_STRIDE >> 2;
 
 /** Records per phase-1 chunk: about 256 KiB of packed records, at least one record. */
 const CHUNK_BYTES = 256 * 1024;

@@ -24,6 +24,8 @@
  * more at start-up ({@link Sha256Many.create} falls back if the self-test fails).
  */
 import { hash as nodeHash } from 'node:crypto';
+import { Code, I32, V128, name, section, uleb, vec } from './wasm-emit.ts';
+import { buildScanMany } from './scan-kernel.ts';
 
 // ---------------------------------------------------------------- constants
 
@@ -49,83 +51,6 @@ const JOB_WORDS = 6;
 const PAGE = 65536;
 
 // ---------------------------------------------------------------- WebAssembly emitter
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-/** A tiny instruction writer: only the opcodes this kernel needs. */
-class Code {
-  readonly b: number[] = [];
-  get(i: number): void {
-    this.b.push(0x20, ...uleb(i));
-  }
-  set(i: number): void {
-    this.b.push(0x21, ...uleb(i));
-  }
-  tee(i: number): void {
-    this.b.push(0x22, ...uleb(i));
-  }
-  i32(v: number): void {
-    this.b.push(0x41, ...sleb(v | 0));
-  }
-  op(...o: number[]): void {
-    this.b.push(...o);
-  }
-  simd(o: number, ...imm: number[]): void {
-    this.b.push(0xfd, ...uleb(o), ...imm);
-  }
-  load32(offset = 0): void {
-    this.b.push(0x28, 2, ...uleb(offset));
-  }
-  store32(offset = 0): void {
-    this.b.push(0x36, 2, ...uleb(offset));
-  }
-  store8(offset = 0): void {
-    this.b.push(0x3a, 0, ...uleb(offset));
-  }
-  vload(offset = 0): void {
-    this.simd(0x00, 4, ...uleb(offset));
-  }
-  vstore(offset = 0): void {
-    this.simd(0x0b, 4, ...uleb(offset));
-  }
-  vconst32(v: number): void {
-    const bytes = Buffer.alloc(16);
-    for (let i = 0; i < 4; i++) bytes.writeInt32LE(v | 0, i * 4);
-    this.simd(0x0c, ...bytes);
-  }
-  shuffle(lanes: number[]): void {
-    this.simd(0x0d, ...lanes);
-  }
-}
 
 // i32 opcodes
 const I32_ADD = 0x6a;
@@ -684,13 +609,14 @@ function buildModule(): Uint8Array {
 
   const body = [...vec([[...uleb(I32_LOCALS), I32], [...uleb(V128_LOCALS), V128]]), ...c.b];
   const eq = buildEqMany();
+  const scan = buildScanMany();
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0x00]])),
-    ...section(3, vec([[0x00], [0x00]])),
+    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0x00], [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0x00]])),
+    ...section(3, vec([[0x00], [0x00], [0x01]])),
     ...section(5, vec([[0x00, ...uleb(32)]])),
-    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00], [...name('eqMany'), 0x00, 0x01]])),
-    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(eq.length), ...eq]])),
+    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00], [...name('eqMany'), 0x00, 0x01], [...name('scanMany'), 0x00, 0x02]])),
+    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(eq.length), ...eq], [...uleb(scan.length), ...scan]])),
   ]);
 }
 
@@ -843,6 +769,7 @@ function buildEqMany(): number[] {
 
 type HashManyFn = (jobs: number, count: number, scratch: number) => void;
 type EqManyFn = (pairs: number, count: number, out: number) => void;
+type ScanManyFn = (offsets: number, count: number, base: number, out: number) => void;
 
 // The few WebAssembly JS API members used here (the project's lib settings carry no DOM types).
 interface WasmMemory {
@@ -899,6 +826,7 @@ export class Sha256Many {
   #view: Uint8Array;
   #hashMany: HashManyFn | null;
   #eqMany: EqManyFn | null;
+  #scanMany: ScanManyFn | null = null;
   #pairs = new Int32Array(3 * 1024);
   #pairCount = 0;
   /** First arena byte (after the lane scratch areas). */
@@ -933,6 +861,7 @@ export class Sha256Many {
         const instance = new (WA as WasmApi).Instance(mod, {});
         const memory = instance.exports.memory as WasmMemory;
         const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn, instance.exports.eqMany as EqManyFn);
+        h.#scanMany = instance.exports.scanMany as ScanManyFn;
         if (h.#selfTest()) return h;
       }
       if (opts.kind === 'wasm-simd') throw new Error('the WebAssembly SIMD SHA-256 kernel is not available here');
@@ -1001,6 +930,24 @@ export class Sha256Many {
     const out = this.#view.slice(at + 12 * count, at + 12 * count + count);
     this.#top = top;
     return out;
+  }
+
+  /**
+   * Reads `count` records with the WebAssembly record scanner (scan-kernel.ts): record i is
+   * `memory[base + offsets[i], base + offsets[i + 1])`, the offsets being u32 at `offsetsAt`;
+   * SCAN_STRIDE bytes per record are written at `outAt`. False (nothing written) without the
+   * kernel: the caller reads the records itself.
+   */
+  scanRecords(offsetsAt: number, count: number, base: number, outAt: number): boolean {
+    if (this.#scanMany === null) return false;
+    this.#scanMany(offsetsAt, count, base, outAt);
+    return true;
+  }
+
+  /** Frees everything allocated since `alloc(0)` returned `top` (scratch space of one step). */
+  release(top: number): void {
+    if (top < this.#arenaStart || top > this.#top) throw new RangeError('release: not an earlier top');
+    this.#top = top;
   }
 
   /** Reserves `n` bytes (8-byte aligned) and returns their offset. */

@@ -1,0 +1,84 @@
+/**
+ * @module verify/wasm-emit
+ * A tiny WebAssembly bytecode writer for the kernels generated at start-up (sha256x4.ts, the
+ * record scanner in scan-kernel.ts): LEB128 integers, sections, and an instruction list with
+ * the few opcodes they use.
+ */
+
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+export const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+export const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+
+export const I32 = 0x7f;
+export const V128 = 0x7b;
+
+/** A tiny instruction writer: only the opcodes this kernel needs. */
+export class Code {
+  readonly b: number[] = [];
+  get(i: number): void {
+    this.b.push(0x20, ...uleb(i));
+  }
+  set(i: number): void {
+    this.b.push(0x21, ...uleb(i));
+  }
+  tee(i: number): void {
+    this.b.push(0x22, ...uleb(i));
+  }
+  i32(v: number): void {
+    this.b.push(0x41, ...sleb(v | 0));
+  }
+  op(...o: number[]): void {
+    this.b.push(...o);
+  }
+  simd(o: number, ...imm: number[]): void {
+    this.b.push(0xfd, ...uleb(o), ...imm);
+  }
+  load32(offset = 0): void {
+    this.b.push(0x28, 2, ...uleb(offset));
+  }
+  store32(offset = 0): void {
+    this.b.push(0x36, 2, ...uleb(offset));
+  }
+  store8(offset = 0): void {
+    this.b.push(0x3a, 0, ...uleb(offset));
+  }
+  vload(offset = 0): void {
+    this.simd(0x00, 4, ...uleb(offset));
+  }
+  vstore(offset = 0): void {
+    this.simd(0x0b, 4, ...uleb(offset));
+  }
+  vconst32(v: number): void {
+    const bytes = Buffer.alloc(16);
+    for (let i = 0; i < 4; i++) bytes.writeInt32LE(v | 0, i * 4);
+    this.simd(0x0c, ...bytes);
+  }
+  shuffle(lanes: number[]): void {
+    this.simd(0x0d, ...lanes);
+  }
+}
+
