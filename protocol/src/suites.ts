@@ -456,13 +456,12 @@ export class OwnSignatures {
 export function nodeSigner(key: KeyObject, own?: OwnSignatures): Signer {
   const suite = suiteOfKeyObject(key);
   const publicKey = rawPublicKey(key);
-  if (own === undefined) return { suite, publicKey, sign: (msg) => nodeSign(suite, key, msg) };
   return {
     suite,
     publicKey,
     sign: (msg) => {
       const sig = nodeSign(suite, key, msg);
-      own.note(msg, sig);
+      own?.note(msg, sig);
       return sig;
     },
   };
