@@ -259,7 +259,7 @@ export class VerifierCore {
       h.bytes.set(data.subarray(from, to), base + from);
       // the chunk's records read in one call (released after the chunk: nothing else is
       // allocated meanwhile); null without the kernel
-      const top = h.alloc(0);
+      const top = h.mark();
       const scanAt = h.alloc(SCAN_STRIDE * (c1 - c0));
       const scanned = h.scanRecords(offsetsAt + 4 * c0, c1 - c0, base, scanAt) ? { i32: new Int32Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 2), f64: new Float64Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 3) } : null;
       const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, byTx, lastWin, status, sequence, sc, scanned);

@@ -146,9 +146,8 @@ const I64_EXTEND_U = 0xad;
 const I32_WRAP = 0xa7;
 const F64_FROM_U64 = 0xba;
 
-// params: offsets, count, base, out; i32 locals; one i64 local
-const [OFFS, COUNT, BASE, OUT, I, O, P, END, BODY, BODY_END, E1, E2, E3, N, CNT, RUN, Q, C, SH] = Array.from({ length: 19 }, (_, k) => k) as number[] as [number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number, number];
-const V = 19;
+// params 0..3 (offsets, count, base, out), then the i32 locals, then V, the one i64 local
+const [OFFS, COUNT, BASE, OUT, I, O, P, END, BODY, BODY_END, E1, E2, E3, N, CNT, RUN, Q, C, SH, V] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19] as const;
 const I32_LOCALS = 15;
 
 /** The `scanMany` function body (locals and code). */

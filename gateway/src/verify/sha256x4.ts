@@ -11,7 +11,9 @@
  *
  * The same module also compares byte ranges in bulk (`eqMany`, sixteen bytes per instruction):
  * the verifier compares hashes, signatures and identities of every record, and one call for
- * thousands of comparisons costs less than a JS loop per comparison.
+ * thousands of comparisons costs less than a JS loop per comparison. And it reads records
+ * (`scanMany`, generated in scan-kernel.ts): the verifier's one-pass record reader, a chunk of
+ * records per call.
  *
  * Model: the caller works in one linear memory (the WebAssembly memory, or a plain buffer in the
  * fallback): it writes input bytes there ({@link Sha256Many.write} / {@link Sha256Many.alloc}),
@@ -944,7 +946,12 @@ export class Sha256Many {
     return true;
   }
 
-  /** Frees everything allocated since `alloc(0)` returned `top` (scratch space of one step). */
+  /** The arena's top now: {@link release} with it frees what is allocated after (scratch space of one step). */
+  mark(): number {
+    return this.#top;
+  }
+
+  /** Frees everything allocated since {@link mark} returned `top`. */
   release(top: number): void {
     if (top < this.#arenaStart || top > this.#top) throw new RangeError('release: not an earlier top');
     this.#top = top;
