@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { BlockHeader, LedgerTx, SignedEndorsement } from '../../proto/gen/divs/v1/common.ts';
+import { BlockHeader } from '../../proto/gen/divs/v1/common.ts';
 import { DivsError } from '../../protocol/src/errors.ts';
 import { MerkleFrontier } from '../../protocol/src/merkle.ts';
 import { MemorySmtStore, SparseMerkleTree } from '../../protocol/src/smt.ts';
@@ -25,7 +25,7 @@ import { Membership } from '../../as-node/src/governance/membership.ts';
 import { approveConfigUpdate, assembleConfigUpdate, createConfigUpdate, genesisTx, verifyConfigUpdate } from '../../as-node/src/governance/config-update.ts';
 import { changedConfig } from '../../as-node/src/governance/cli.ts';
 import { verifyCosignatures, witnessFromCertificate } from '../../consumer/src/witness.ts';
-import { endorsementTx, endorserOf, newUe, type Endorser } from './fixtures.ts';
+import { endorsementTx, endorserOf, newUe, withBrokenSignature, type Endorser } from './fixtures.ts';
 
 function code(fn: () => unknown): string {
   try {
@@ -137,11 +137,7 @@ describe('block validation against a node\'s store', () => {
       expect(await acode(validateBlock(new Uint8Array([0xff, 0xff]), [tx], opts()))).toBe('INVALID_BLOCK');
       // a tx encoded another way than canonically (an unknown field appended) changes its leaf
       expect(await acode(validateBlock(plan.header, [new Uint8Array([...tx, 0x78, 0x01])], opts()))).toBe('INVALID_BLOCK');
-      const se = SignedEndorsement.decode(LedgerTx.decode(tx).payload);
-      // (decoded fields are views into the tx: copy before altering)
-      se.signature = Uint8Array.from(se.signature);
-      se.signature[0] = (se.signature[0] as number) ^ 0x80;
-      const badSig = LedgerTx.encode({ ...LedgerTx.decode(tx), payload: SignedEndorsement.encode(se).finish() }).finish();
+      const badSig = withBrokenSignature(tx);
       expect(code(() => checkTx(badSig, ctx(1)))).toBe('INVALID_SIGNATURE');
       // in a block the signatures are checked apart (on the thread pool): a bad one is refused
       // even when the header is the one the content determines, and before a later tx's

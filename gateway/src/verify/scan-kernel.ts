@@ -10,7 +10,7 @@
  * OK = 0 and the caller asks the JavaScript readers, which have the last word. The tests
  * compare both on generated and mutated records.
  */
-import { Code, uleb } from './wasm-emit.ts';
+import { Code, I32, I64, uleb } from './wasm-emit.ts';
 import type { RecordFields } from './wire.ts';
 
 /** i32 slots of one record's output (the f64 values follow at F64_AT). */
@@ -95,41 +95,6 @@ export function fieldsFromScan(i32: Int32Array, f64: Float64Array, i: number, f:
   f.txId = f64[d + 2] as number;
 }
 
-/** Structured control flow with named labels (branch depths are computed). */
-class Asm extends Code {
-  readonly #labels: string[] = [];
-  block(label: string): void {
-    this.op(0x02, 0x40);
-    this.#labels.push(label);
-  }
-  loop(label: string): void {
-    this.op(0x03, 0x40);
-    this.#labels.push(label);
-  }
-  if(): void {
-    this.op(0x04, 0x40);
-    this.#labels.push('');
-  }
-  end(): void {
-    this.op(0x0b);
-    this.#labels.pop();
-  }
-  br(label: string): void {
-    this.op(0x0c, ...uleb(this.#depth(label)));
-  }
-  brIf(label: string): void {
-    this.op(0x0d, ...uleb(this.#depth(label)));
-  }
-  #depth(label: string): number {
-    const i = this.#labels.lastIndexOf(label);
-    if (i < 0) throw new Error(`no label ${label}`);
-    return this.#labels.length - 1 - i;
-  }
-  load8(): void {
-    this.op(0x2d, 0, 0); // i32.load8_u
-  }
-}
-
 const I32_ADD = 0x6a;
 const I32_SUB = 0x6b;
 const I32_MUL = 0x6c;
@@ -152,7 +117,7 @@ const I32_LOCALS = 15;
 
 /** The `scanMany` function body (locals and code). */
 export function buildScanMany(): number[] {
-  const c = new Asm();
+  const c = new Code();
   const i32 = (v: number) => c.i32(v);
   const store = (slot: number, push: () => void) => {
     c.get(O);
@@ -496,5 +461,5 @@ export function buildScanMany(): number[] {
   c.end();
   c.end();
   c.end(); // function
-  return [...uleb(2), ...uleb(I32_LOCALS), 0x7f, 1, 0x7e, ...c.b];
+  return [...uleb(2), ...uleb(I32_LOCALS), I32, 1, I64, ...c.b];
 }

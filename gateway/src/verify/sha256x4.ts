@@ -132,19 +132,15 @@ function buildModule(): Uint8Array {
   const V128_LOCALS = 40;
 
   const c = new Code();
-  const blockStart = () => c.op(0x02, 0x40);
-  const loopStart = () => c.op(0x03, 0x40);
-  const ifStart = () => c.op(0x04, 0x40);
-  const end = () => c.op(0x0b);
   // CK += 16, back to the top of the chunk loop; closes that loop and its exit block
   const nextChunk = () => {
     c.get(CK);
     c.i32(16);
     c.op(I32_ADD);
     c.set(CK);
-    c.op(0x0c, 0);
-    end();
-    end();
+    c.br(0);
+    c.end();
+    c.end();
   };
 
   // transpose R[0..3] (rows) into out[0..3] (columns, byte-swapped)
@@ -203,12 +199,12 @@ function buildModule(): Uint8Array {
   const copyChunks = (lenLocal: number) => {
     c.i32(0);
     c.set(CK);
-    blockStart();
-    loopStart();
+    c.block();
+    c.loop();
     c.get(CK);
     c.get(lenLocal);
     c.op(I32_GE_S);
-    c.op(0x0d, 1);
+    c.brIf(1);
     c.get(PTR);
     c.get(CK);
     c.op(I32_ADD);
@@ -238,12 +234,12 @@ function buildModule(): Uint8Array {
   c.set(WB);
   c.i32(0);
   c.set(G);
-  blockStart(); // exit of the group loop
-  loopStart();
+  c.block(); // exit of the group loop
+  c.loop();
   c.get(G);
   c.get(P_COUNT);
   c.op(I32_GE_S);
-  c.op(0x0d, 1); // br_if exit
+  c.brIf(1); // br_if exit
 
   // ---- pad each lane's message into its scratch area
   for (let l = 0; l < 4; l++) {
@@ -256,7 +252,7 @@ function buildModule(): Uint8Array {
     c.op(I32_ADD);
     c.get(P_COUNT);
     c.op(I32_LT_S);
-    ifStart();
+    c.if();
     // jp = jobs + (g + l) * 24
     c.get(G);
     c.i32(l);
@@ -288,7 +284,7 @@ function buildModule(): Uint8Array {
     c.get(PFX);
     c.i32(0);
     c.op(I32_GE_S);
-    ifStart();
+    c.if();
     c.get(PTR);
     c.get(PFX);
     c.store8(0);
@@ -300,7 +296,7 @@ function buildModule(): Uint8Array {
     c.i32(1);
     c.op(I32_ADD);
     c.set(TOTAL);
-    end();
+    c.end();
     // the message parts, sixteen bytes at a time: memory.copy of a variable length is a call
     // out of the kernel per part, which cost as much as a compression block. A part's last
     // chunk may read up to 15 bytes past it (the arena keeps that much slack at its top) and
@@ -338,12 +334,12 @@ function buildModule(): Uint8Array {
     // the length goes into the last 4 bytes next, the high 32 bits of it stay zero
     c.get(PTR);
     c.set(CK);
-    blockStart();
-    loopStart();
+    c.block();
+    c.loop();
     c.get(CK);
     c.get(END);
     c.op(I32_GE_S);
-    c.op(0x0d, 1);
+    c.brIf(1);
     c.get(CK);
     c.vconst32(0);
     c.vstore(0);
@@ -376,7 +372,7 @@ function buildModule(): Uint8Array {
     c.op(I32_SHL);
     c.op(I32_OR);
     c.store32(0);
-    end();
+    c.end();
   }
 
   // ---- max blocks and the lane block-count vector
@@ -406,12 +402,12 @@ function buildModule(): Uint8Array {
   // ---- blocks
   c.i32(0);
   c.set(BLK);
-  blockStart();
-  loopStart();
+  c.block();
+  c.loop();
   c.get(BLK);
   c.get(MAXNB);
   c.op(I32_GE_S);
-  c.op(0x0d, 1);
+  c.brIf(1);
   for (let i = 0; i < 8; i++) {
     c.get(ST[i] as number);
     c.set(SAVED[i] as number);
@@ -441,8 +437,8 @@ function buildModule(): Uint8Array {
   // WP walks W[t - 16] for t = 16, 24, .., 56
   c.get(WB);
   c.set(WP);
-  blockStart();
-  loopStart();
+  c.block();
+  c.loop();
   for (let u = 0; u < 8; u++) {
     // W[t] = σ1(W[t-2]) + W[t-7] + σ0(W[t-15]) + W[t-16], t = 16 + u relative to WP
     const at = (k: number) => 16 * (u + k);
@@ -482,14 +478,14 @@ function buildModule(): Uint8Array {
   c.i32(16 * 48);
   c.op(I32_ADD);
   c.op(I32_LT_S);
-  c.op(0x0d, 0); // br_if loop
-  end();
-  end();
+  c.brIf(0); // br_if loop
+  c.end();
+  c.end();
   // rounds: WP walks W[8j] (and K[8j], 1 KiB further), j = 0..7
   c.get(WB);
   c.set(WP);
-  blockStart();
-  loopStart();
+  c.block();
+  c.loop();
   for (let r = 0; r < 8; r++) {
     const reg = (k: number) => ST[(((k - r) % 8) + 8) % 8] as number;
     const a = reg(0);
@@ -552,9 +548,9 @@ function buildModule(): Uint8Array {
   c.i32(1024);
   c.op(I32_ADD);
   c.op(I32_LT_S);
-  c.op(0x0d, 0); // br_if loop
-  end();
-  end();
+  c.brIf(0); // br_if loop
+  c.end();
+  c.end();
   // lanes still inside their message take the new state, finished lanes keep theirs
   c.get(NBV);
   c.get(BLK);
@@ -574,9 +570,9 @@ function buildModule(): Uint8Array {
   c.i32(1);
   c.op(I32_ADD);
   c.set(BLK);
-  c.op(0x0c, 0); // br loop
-  end();
-  end();
+  c.br(0); // br loop
+  c.end();
+  c.end();
 
   // ---- digests: transpose the state back, byte-swapped, one 32-byte store per lane
   for (let half = 0; half < 2; half++) {
@@ -592,11 +588,11 @@ function buildModule(): Uint8Array {
       c.op(I32_ADD);
       c.get(P_COUNT);
       c.op(I32_LT_S);
-      ifStart();
+      c.if();
       c.get(DST[l] as number);
       c.get(W[l] as number);
       c.vstore(half * 16);
-      end();
+      c.end();
     }
   }
 
@@ -604,10 +600,10 @@ function buildModule(): Uint8Array {
   c.i32(4);
   c.op(I32_ADD);
   c.set(G);
-  c.op(0x0c, 0);
-  end();
-  end();
-  end(); // function
+  c.br(0);
+  c.end();
+  c.end();
+  c.end(); // function
 
   const body = [...vec([[...uleb(I32_LOCALS), I32], [...uleb(V128_LOCALS), V128]]), ...c.b];
   const eq = buildEqMany();
@@ -631,19 +627,14 @@ function buildEqMany(): number[] {
   // params 0..2 (pairs, count, out); i32 locals: i, a, b, len, k, eq
   const [P_PAIRS, P_COUNT, P_OUT, I, A, B, LEN, K, EQ] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
   const c = new Code();
-  const block = () => c.op(0x02, 0x40);
-  const loop = () => c.op(0x03, 0x40);
-  const end = () => c.op(0x0b);
-  const brIf = (depth: number) => c.op(0x0d, depth);
-  const br = (depth: number) => c.op(0x0c, depth);
   c.i32(0);
   c.set(I);
-  block(); // $exit
-  loop(); // $pairs
+  c.block(); // $exit
+  c.loop(); // $pairs
   c.get(I);
   c.get(P_COUNT);
   c.op(I32_GE_S);
-  brIf(1); // -> $exit
+  c.brIf(1); // -> $exit
   c.get(I);
   c.i32(12);
   c.op(0x6c);
@@ -662,15 +653,15 @@ function buildEqMany(): number[] {
   c.set(EQ);
   c.i32(0);
   c.set(K);
-  block(); // $done
-  block(); // $tail
-  loop(); // $chunks
+  c.block(); // $done
+  c.block(); // $tail
+  c.loop(); // $chunks
   c.get(K);
   c.i32(16);
   c.op(I32_ADD);
   c.get(LEN);
   c.op(0x4a); // k + 16 > len
-  brIf(1); // -> $tail
+  c.brIf(1); // -> $tail
   c.get(A);
   c.get(K);
   c.op(I32_ADD);
@@ -682,18 +673,18 @@ function buildEqMany(): number[] {
   c.simd(0x23); // i8x16.eq
   c.simd(0x63); // i8x16.all_true
   c.op(0x45); // i32.eqz
-  c.op(0x04, 0x40); // if not all equal
+  c.if(); // if not all equal
   c.i32(0);
   c.set(EQ);
-  br(3); // -> $done (if, $chunks, $tail, $done)
-  end();
+  c.br(3); // -> $done (if, $chunks, $tail, $done)
+  c.end();
   c.get(K);
   c.i32(16);
   c.op(I32_ADD);
   c.set(K);
-  br(0); // -> $chunks
-  end(); // $chunks
-  end(); // $tail
+  c.br(0); // -> $chunks
+  c.end(); // $chunks
+  c.end(); // $tail
   // a tail of 1..15 bytes after at least one chunk: compare the last sixteen bytes instead
   // (overlapping the chunks already compared) rather than byte by byte
   c.get(K);
@@ -703,7 +694,7 @@ function buildEqMany(): number[] {
   c.i32(16);
   c.op(I32_GE_S);
   c.op(I32_AND);
-  c.op(0x04, 0x40); // if
+  c.if(); // if
   c.get(A);
   c.get(LEN);
   c.op(I32_ADD);
@@ -719,17 +710,17 @@ function buildEqMany(): number[] {
   c.simd(0x23); // i8x16.eq
   c.simd(0x63); // i8x16.all_true
   c.op(0x45); // i32.eqz
-  c.op(0x04, 0x40);
+  c.if();
   c.i32(0);
   c.set(EQ);
-  end();
-  br(1); // -> $done (if, $done)
-  end();
-  loop(); // $bytes
+  c.end();
+  c.br(1); // -> $done (if, $done)
+  c.end();
+  c.loop(); // $bytes
   c.get(K);
   c.get(LEN);
   c.op(I32_GE_S);
-  brIf(1); // -> $done
+  c.brIf(1); // -> $done
   c.get(A);
   c.get(K);
   c.op(I32_ADD);
@@ -739,18 +730,18 @@ function buildEqMany(): number[] {
   c.op(I32_ADD);
   c.op(0x2d, 0, 0);
   c.op(0x47); // i32.ne
-  c.op(0x04, 0x40);
+  c.if();
   c.i32(0);
   c.set(EQ);
-  br(2); // -> $done (if, $bytes, $done)
-  end();
+  c.br(2); // -> $done (if, $bytes, $done)
+  c.end();
   c.get(K);
   c.i32(1);
   c.op(I32_ADD);
   c.set(K);
-  br(0);
-  end(); // $bytes
-  end(); // $done
+  c.br(0);
+  c.end(); // $bytes
+  c.end(); // $done
   c.get(P_OUT);
   c.get(I);
   c.op(I32_ADD);
@@ -760,10 +751,10 @@ function buildEqMany(): number[] {
   c.i32(1);
   c.op(I32_ADD);
   c.set(I);
-  br(0); // -> $pairs
-  end(); // $pairs
-  end(); // $exit
-  end(); // function
+  c.br(0); // -> $pairs
+  c.end(); // $pairs
+  c.end(); // $exit
+  c.end(); // function
   return [...vec([[...uleb(6), I32]]), ...c.b];
 }
 

@@ -34,11 +34,45 @@ export const section = (id: number, body: number[]): number[] => [id, ...uleb(bo
 export const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
 
 export const I32 = 0x7f;
+export const I64 = 0x7e;
 export const V128 = 0x7b;
 
-/** A tiny instruction writer: only the opcodes this kernel needs. */
+/**
+ * A tiny instruction writer: only the opcodes the kernels need. Blocks, loops and ifs may be
+ * named; a branch names its target (the depth is counted here) or gives the depth itself.
+ */
 export class Code {
   readonly b: number[] = [];
+  readonly #labels: (string | undefined)[] = [];
+  block(label?: string): void {
+    this.b.push(0x02, 0x40);
+    this.#labels.push(label);
+  }
+  loop(label?: string): void {
+    this.b.push(0x03, 0x40);
+    this.#labels.push(label);
+  }
+  if(label?: string): void {
+    this.b.push(0x04, 0x40);
+    this.#labels.push(label);
+  }
+  /** Closes the innermost block, loop or if (or the function body). */
+  end(): void {
+    this.b.push(0x0b);
+    this.#labels.pop();
+  }
+  br(to: string | number): void {
+    this.b.push(0x0c, ...uleb(this.#depth(to)));
+  }
+  brIf(to: string | number): void {
+    this.b.push(0x0d, ...uleb(this.#depth(to)));
+  }
+  #depth(to: string | number): number {
+    if (typeof to === 'number') return to;
+    const i = this.#labels.lastIndexOf(to);
+    if (i < 0) throw new Error(`no enclosing block named ${to}`);
+    return this.#labels.length - 1 - i;
+  }
   get(i: number): void {
     this.b.push(0x20, ...uleb(i));
   }
@@ -56,6 +90,9 @@ export class Code {
   }
   simd(o: number, ...imm: number[]): void {
     this.b.push(0xfd, ...uleb(o), ...imm);
+  }
+  load8(offset = 0): void {
+    this.b.push(0x2d, 0, ...uleb(offset)); // i32.load8_u
   }
   load32(offset = 0): void {
     this.b.push(0x28, 2, ...uleb(offset));

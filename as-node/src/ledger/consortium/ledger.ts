@@ -208,6 +208,8 @@ export class ConsortiumLedger implements Ledger {
   readonly #heightWaiters = new Set<() => void>();
   /** Per node: the newest height after which it said it had nothing to append (its turn passes). */
   readonly #passed = new Map<string, number>();
+  /** What other nodes publish besides blocks, by key prefix: cosignatures and turn passes. */
+  readonly #signals: [string, (node: string, value: Uint8Array) => void][];
   readonly #cosignOut: LatestValue;
   readonly #passOut: LatestValue;
   #membership: Membership;
@@ -248,6 +250,10 @@ export class ConsortiumLedger implements Ledger {
     this.#blocksPrefix = `${this.#prefix}blocks/`;
     this.#cosigPrefix = `${this.#prefix}cosig/`;
     this.#turnPrefix = `${this.#prefix}turn/`;
+    this.#signals = [
+      [this.#cosigPrefix, (n, v) => this.#onCosignature(n, v)],
+      [this.#turnPrefix, (n, v) => this.#onPass(n, v)],
+    ];
     this.#maxTxs = o.maxBlockTxs ?? 10_000;
     this.#maxBytes = o.maxBlockBytes ?? 12 * 1024 * 1024;
     this.#etcd = new EtcdClient(o.etcd);
@@ -349,10 +355,7 @@ export class ConsortiumLedger implements Ledger {
    * watch brings later ones); then this node, if it has nothing to append, passes its turn.
    */
   async #loadSignals(): Promise<void> {
-    for (const [prefix, on] of [
-      [this.#cosigPrefix, (n: string, v: Uint8Array) => this.#onCosignature(n, v)],
-      [this.#turnPrefix, (n: string, v: Uint8Array) => this.#onPass(n, v)],
-    ] as const) {
+    for (const [prefix, on] of this.#signals) {
       const r = await this.#etcd.range(prefix, { rangeEnd: prefixEnd(prefix), limit: 1000 });
       for (const kv of r.kvs) on(kv.key.slice(prefix.length), kv.value);
     }
@@ -437,10 +440,8 @@ export class ConsortiumLedger implements Ledger {
         }).catch((e: unknown) => {
           if (!this.#closed) this.#log.warn({ err: asDivs(e).message, height: h }, 'applying a block from etcd failed');
         });
-      } else if (key.startsWith(this.#cosigPrefix) && ev.type === 'put') {
-        this.#onCosignature(key.slice(this.#cosigPrefix.length), ev.kv.value);
-      } else if (key.startsWith(this.#turnPrefix) && ev.type === 'put') {
-        this.#onPass(key.slice(this.#turnPrefix.length), ev.kv.value);
+      } else if (ev.type === 'put') {
+        for (const [prefix, on] of this.#signals) if (key.startsWith(prefix)) on(key.slice(prefix.length), ev.kv.value);
       }
     }
   }
