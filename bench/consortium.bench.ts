@@ -17,7 +17,10 @@
  *   P-256 verifications per core (every node verifies every endorsement's AS signature once).
  *
  * Run: `node_modules/.bin/node bench/consortium.bench.ts` (env BENCH_TXS = txs per node,
- * default 6000; BENCH_BATCH, default 200; BENCH_INFLIGHT appends in flight per node, default 4).
+ * default 6000; BENCH_BATCH, default 200; BENCH_INFLIGHT appends in flight per node, default 4;
+ * BENCH_WARMUP endorsements per node appended before phase 1 and not measured, default 1500 —
+ * a server runs for days, so the figure is for code V8 has compiled; BENCH_MARK_PHASES=1
+ * prints `phase 1: go` on stderr when phase 1 starts, for an outside profiler).
  * Needs /usr/bin/etcd (Debian's etcd-server).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -44,6 +47,7 @@ import { createLogger } from '../platform/src/log.ts';
 const TXS = Number(process.env.BENCH_TXS ?? 6000);
 const BATCH = Number(process.env.BENCH_BATCH ?? 200);
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 4);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 1500);
 const LEDGER = 'divs-bench-consortium';
 const NODES = ['as-a', 'as-b', 'as-c'];
 
@@ -129,6 +133,23 @@ async function child(): Promise<void> {
   });
   const base = 1_000_000 * (Number(index) + 1);
   let txs = makeTxs({ name, keyPem, certChain }, TXS, base, own);
+  let warm = makeTxs({ name, keyPem, certChain }, WARMUP, base + 500_000, own);
+  /** Appends `list` in batches with INFLIGHT appends always waiting; the samples of each. */
+  const closedLoop = async (list: { tx: Uint8Array; ueKey: Uint8Array }[]): Promise<Sample[]> => {
+    const samples: Sample[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < list.length) {
+        const batch = list.slice(next, next + BATCH);
+        next += BATCH;
+        const submitted = now();
+        const entries = await ledger.append(batch);
+        samples.push({ submitted, local: now(), height: entries[0]?.blockHeight ?? -1, n: batch.length });
+      }
+    };
+    await Promise.all(Array.from({ length: INFLIGHT }, worker));
+    return samples;
+  };
   // when each height was stored here (wall clock, comparable across processes on one machine)
   const times = new Map<number, number>();
   let tracking = true;
@@ -142,22 +163,19 @@ async function child(): Promise<void> {
   };
   const fail = (e: unknown): void => send({ cmd: 'error', error: String(e) });
   process.on('message', (m: Msg) => {
-    if (m.cmd === 'go') {
+    if (m.cmd === 'warm') {
+      // unmeasured: the same appends, so that phase 1 sees compiled code and a grown tree
+      void closedLoop(warm).then(() => {
+        warm = [];
+        send({ cmd: 'warmed', height: ledger.info().height });
+      }, fail);
+    } else if (m.cmd === 'settle') {
+      void ledger.waitFor({ height: m.height as number }, 120_000).then(() => send({ cmd: 'settled' }), fail);
+    } else if (m.cmd === 'go') {
       // phase 1, throughput: a closed loop, INFLIGHT appends always waiting
       const cpu0 = process.cpuUsage();
       void track();
-      const samples: Sample[] = [];
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < txs.length) {
-          const batch = txs.slice(next, next + BATCH);
-          next += BATCH;
-          const submitted = now();
-          const entries = await ledger.append(batch);
-          samples.push({ submitted, local: now(), height: entries[0]?.blockHeight ?? -1, n: batch.length });
-        }
-      };
-      void Promise.all(Array.from({ length: INFLIGHT }, worker)).then(() => {
+      void closedLoop(txs).then((samples) => {
         const cpu = process.cpuUsage(cpu0);
         send({ cmd: 'done', samples, height: ledger.info().height, cpuMs: (cpu.user + cpu.system) / 1000 });
       }, fail);
@@ -258,16 +276,27 @@ async function parent(): Promise<void> {
     const limits = cryptoRates();
     const local = await localLimit(dir, c.nodes[0] as LocalNode);
     console.log(`machine: ${CORES} cores; OpenSSL P-256 verify ${Math.round(limits.verifyPerSec).toLocaleString('en-US')}/s per core; one local SQLite ledger appends ${Math.round(local).toLocaleString('en-US')} tx/s (batches of ${BATCH})`);
-    console.log(`phase 1 (throughput): 3 nodes × ${TXS.toLocaleString('en-US')} endorsements, batches of ${BATCH}, ${INFLIGHT} appends in flight per node; 3 etcd members`);
+    console.log(`phase 1 (throughput): 3 nodes × ${TXS.toLocaleString('en-US')} endorsements, batches of ${BATCH}, ${INFLIGHT} appends in flight per node; 3 etcd members; after ${(3 * WARMUP).toLocaleString('en-US')} warm-up endorsements`);
 
     for (let i = 0; i < NODES.length; i++) {
       const ch = fork(new URL(import.meta.url).pathname, ['--child', String(i), dir, etcd.endpoints.join(',')], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.push(ch);
     }
     await Promise.all(children.map((ch) => once(ch, 'ready')));
+    // warm-up (not measured): a server runs for days, so phase 1 measures compiled code, not
+    // V8 compiling it; every node then stores every warm-up block before phase 1 starts
+    if (WARMUP > 0) {
+      for (const ch of children) ch.send({ cmd: 'warm' });
+      const warmed = await Promise.all(children.map((ch) => once<{ height: number }>(ch, 'warmed')));
+      const hw = Math.max(...warmed.map((w) => w.height));
+      for (const ch of children) ch.send({ cmd: 'settle', height: hw });
+      await Promise.all(children.map((ch) => once(ch, 'settled')));
+    }
     const etcdCpu0 = etcdCpuMs(etcd);
     const start = now();
     for (const ch of children) ch.send({ cmd: 'go' });
+    // a mark for an outside profiler (perf record -a) to start on
+    if (process.env.BENCH_MARK_PHASES === '1') console.error('phase 1: go');
     const done = await Promise.all(children.map((ch) => once<{ samples: Sample[]; height: number; cpuMs: number }>(ch, 'done')));
     const h1 = Math.max(...done.map((d) => d.height));
     const etcdCpu = etcdCpuMs(etcd) - etcdCpu0;
