@@ -246,6 +246,22 @@ describe('local ledger: append-only history [GEN-6]', () => {
     expect(() => a.stageStateRoot(updatesOf(a, [item(45)]), new Uint8Array(32).fill(7))).toThrow(expect.objectContaining({ code: 'LEDGER_DIVERGED' }));
   });
 
+  it('[FW-BC] [GEN-5] a leaf hash the caller computed is used as given; a wrong one is never served and fails the next open', async () => {
+    const l = await openLedger();
+    const a = item(1);
+    const b = item(2);
+    const [ea, eb] = await l.append([{ ...a, leafHash: leafHash(a.tx) }, b]);
+    expect(hex(ea?.leafHash as Uint8Array)).toBe(hex(leafHash(a.tx)));
+    expect(hex(eb?.leafHash as Uint8Array)).toBe(hex(leafHash(b.tx)));
+    expect(verifyInclusion(ea?.leafHash as Uint8Array, 0, 2, l.inclusionProof(0, 2).hashes, l.info().rootHash)).toBe(true);
+    // a caller bug (a leaf hash of other bytes): the row is refused on read, and at open
+    const c = item(3);
+    await l.append([{ ...c, leafHash: leafHash(tx()) }]);
+    expect(() => l.get(2)).toThrow(expect.objectContaining({ code: 'LEDGER_TAMPERED' }));
+    close(l);
+    await expectTampered(/tx 2: bytes do not match the leaf hash/);
+  });
+
   it('[GEN-6] no API rewrites: there is no mutator, returned and passed-in bytes are copies, SQL UPDATE/DELETE are refused', async () => {
     const l = await sample();
     const methods = Object.getOwnPropertyNames(LocalLedger.prototype).sort();
@@ -564,6 +580,7 @@ describe('local ledger: errors', () => {
       [[{ tx: tx(), ueKey: new Uint8Array(31) }], 'INVALID_ARGUMENT'],
       [Array.from({ length: 5 }, () => item()), 'BATCH_TOO_LARGE'],
       [[item(2), { tx: tx(), ueKey: 'k' }], 'INVALID_ARGUMENT'],
+      [[{ tx: tx(), leafHash: new Uint8Array(31) }], 'INVALID_ARGUMENT'],
     ];
     for (const [items, code] of cases) await expect(l.append(items as AppendItem[]), code).rejects.toMatchObject({ code });
     expect(l.info().size).toBe(1);

@@ -315,6 +315,14 @@ class SqliteSmtStore implements SmtNodeStore {
 interface CheckedItem {
   tx: Uint8Array;
   ueKey: Uint8Array | undefined;
+  /** The caller's leaf hash of `tx`, if it gave one. */
+  leaf: Uint8Array | undefined;
+}
+
+/** What {@link LocalLedger.append} takes: an {@link AppendItem}, optionally with its leaf hash. */
+export interface LocalAppendItem extends AppendItem {
+  /** RFC 9162 leaf hash of `tx`, computed by the caller over exactly these bytes (32 bytes). */
+  leafHash?: Uint8Array;
 }
 
 /**
@@ -440,7 +448,15 @@ export class LocalLedger implements Ledger {
     return copy(root);
   }
 
-  append(items: AppendItem[]): Promise<LedgerEntry[]> {
+  /**
+   * Appends one block of txs (more when a UE key repeats), durably, and answers their entries.
+   * An item may carry `leafHash`, the RFC 9162 leaf hash of its `tx` computed by the caller
+   * over exactly these bytes (the consortium ledger's validation did): the store then does not
+   * hash the tx again. It is trusted as a caller's own computation, not as input — should it
+   * ever be wrong, the next read of the tx (every read re-hashes the row) or the next open
+   * reports LEDGER_TAMPERED, and nothing is served against it.
+   */
+  append(items: LocalAppendItem[]): Promise<LedgerEntry[]> {
     let checked: CheckedItem[];
     try {
       this.#open();
@@ -456,20 +472,21 @@ export class LocalLedger implements Ledger {
     return run;
   }
 
-  #check(items: AppendItem[]): CheckedItem[] {
+  #check(items: LocalAppendItem[]): CheckedItem[] {
     if (!Array.isArray(items) || items.length === 0) fail('INVALID_ARGUMENT', 'append: at least one item is required');
     if (items.length > this.#maxItems) fail('BATCH_TOO_LARGE', `append: at most ${this.#maxItems} items`);
     let total = 0;
     return items.map((it, i) => {
       if (typeof it !== 'object' || it === null) fail('INVALID_ARGUMENT', `append[${i}]: not an item`);
-      const { tx, ueKey } = it;
+      const { tx, ueKey, leafHash: leaf } = it;
       if (!(tx instanceof Uint8Array) || tx.length === 0) fail('INVALID_ARGUMENT', `append[${i}]: tx must be non-empty bytes`);
       if (tx.length > this.#maxTxBytes) fail('MESSAGE_TOO_LARGE', `append[${i}]: tx larger than ${this.#maxTxBytes} bytes`);
       total += tx.length;
       if (total > MAX_APPEND_BYTES) fail('MESSAGE_TOO_LARGE', 'append: batch too large');
       if (ueKey !== undefined && !(ueKey instanceof Uint8Array && ueKey.length === 32)) fail('INVALID_ARGUMENT', `append[${i}]: ueKey must be 32 bytes`);
+      if (leaf !== undefined && !(leaf instanceof Uint8Array && leaf.length === 32)) fail('INVALID_ARGUMENT', `append[${i}]: leafHash must be 32 bytes`);
       // copies: the caller may reuse its buffers once append() returns
-      return { tx: copy(tx), ueKey: ueKey === undefined ? undefined : copy(ueKey) };
+      return { tx: copy(tx), ueKey: ueKey === undefined ? undefined : copy(ueKey), leaf: leaf === undefined ? undefined : copy(leaf) };
     });
   }
 
@@ -510,7 +527,7 @@ export class LocalLedger implements Ledger {
       const first = size;
       const updates: [Uint8Array, Uint8Array, number][] = [];
       for (const it of group) {
-        const leaf = leafHash(it.tx);
+        const leaf = it.leaf ?? leafHash(it.tx);
         for (const n of frontier.push(leaf)) subtrees.push(n);
         if (it.ueKey) updates.push([it.ueKey, leaf, size]);
         entries.push({ txId: size, leafHash: leaf, tx: it.tx, blockHeight: height });

@@ -731,7 +731,8 @@ export class ConsortiumLedger implements Ledger {
     const note = await signCheckpoint(text, this.nodeName, this.#o.signer);
     const cos = await cosign(text, this.nodeName, this.#o.signer, this.#o.certChain);
     this.#applyTs.v = plan.fields.timestampMs;
-    const entries = await this.#store.append(plan.txs.map((t) => (t.ueKey ? { tx: t.tx, ueKey: t.ueKey } : { tx: t.tx })));
+    // the leaf hashes validation computed over these exact bytes: the store need not hash again
+    const entries = await this.#store.append(plan.txs.map((t) => (t.ueKey ? { tx: t.tx, ueKey: t.ueKey, leafHash: t.leaf } : { tx: t.tx, leafHash: t.leaf })));
     // the store derived its header itself: it must be the consortium's, byte for byte (its
     // own checkpoint names the new block's hash, without re-reading the block)
     const info = this.#store.info();
