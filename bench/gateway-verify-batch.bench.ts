@@ -20,7 +20,7 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { VerifierPool } from '../gateway/src/verify/pool.ts';
-import { Sha256Many } from '../gateway/src/verify/sha256x4.ts';
+import { Sha256Many } from '../protocol/src/sha256x4.ts';
 import type { TaskResult, VerifyTask } from '../gateway/src/verify/task.ts';
 import { SignedRecord } from '../proto/gen/divs/v1/common.ts';
 import { generateChains, type GeneratedChain } from '../gateway/test/fixtures.ts';

@@ -19,7 +19,7 @@ import { DivsError, fail, type ErrorCode } from '../../protocol/src/errors.ts';
 import { validateUeIdentity } from '../../protocol/src/identity.ts';
 import { ueKeyOf, type AppendOutcome, type StoreItem } from './store.ts';
 import type { RecordSink } from './writer.ts';
-import { Sha256Many } from './verify/sha256x4.ts';
+import { Sha256Many } from '../../protocol/src/sha256x4.ts';
 import { RecordFields, scanBody, scanSignedRecord } from './verify/wire.ts';
 
 /** An IngestRequest with its records as exact SignedRecord bytes (views into the message). */

@@ -5,7 +5,7 @@
 import { hash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Sha256Many, MAX_KERNEL_MESSAGE } from '../src/verify/sha256x4.ts';
+import { Sha256Many, MAX_KERNEL_MESSAGE } from '../../protocol/src/sha256x4.ts';
 import { commitmentRoot } from '../src/verify/commitment.ts';
 import { EMPTY_ROOT, batchRoot, leafHash, nodeHash } from '../../protocol/src/merkle.ts';
 

@@ -12,8 +12,7 @@ import { RecordBody, SignedRecord } from '../../proto/gen/divs/v1/common.ts';
 import { equalBytes } from '../../protocol/src/bytes.ts';
 import { RecordFields, scanBody, scanCanonical, scanMessage, scanRecord, scanSignedRecord } from '../src/verify/wire.ts';
 import { VerifierCore } from '../src/verify/core.ts';
-import { Sha256Many } from '../src/verify/sha256x4.ts';
-import { SCAN_STRIDE, SLOT, fieldsFromScan } from '../src/verify/scan-kernel.ts';
+import { SCAN_STRIDE, SLOT, fieldsFromScan, scanRecords, verifierHasher } from '../src/verify/scan-kernel.ts';
 import { VerifierPool } from '../src/verify/pool.ts';
 import { packRecords, outcomeOf, type VerifyTask, type WindowSpec } from '../src/verify/task.ts';
 import { LEDGER_ID, encodeRecords, fixtureUes, reading, type FixtureUe } from './fixtures.ts';
@@ -170,7 +169,7 @@ describe('one-pass record reader', () => {
 });
 
 describe('one-pass record reader in WebAssembly', () => {
-  const h = Sha256Many.create();
+  const h = verifierHasher();
   const fast = new RecordFields();
   const wasm = new RecordFields();
 
@@ -194,7 +193,7 @@ describe('one-pass record reader in WebAssembly', () => {
       const offAt = h.alloc(8);
       new Uint32Array(h.bytes.buffer, offAt, 2).set(one);
       const outAt = h.alloc(SCAN_STRIDE);
-      expect(h.scanRecords(offAt, 1, base, outAt)).toBe(true);
+      expect(scanRecords(h, offAt, 1, base, outAt)).toBe(true);
       const i32 = new Int32Array(h.bytes.buffer, outAt, SCAN_STRIDE >> 2);
       const f64 = new Float64Array(h.bytes.buffer, outAt, SCAN_STRIDE >> 3);
       const bytes = h.bytes.subarray(base, base + total);
@@ -250,7 +249,7 @@ describe('one-pass record reader in WebAssembly', () => {
         const offAt = h.alloc(offsets.byteLength);
         new Uint32Array(h.bytes.buffer, offAt, offsets.length).set(offsets);
         const outAt = h.alloc(SCAN_STRIDE * recs.length);
-        h.scanRecords(offAt, recs.length, base, outAt);
+        scanRecords(h, offAt, recs.length, base, outAt);
         const i32 = new Int32Array(h.bytes.buffer, outAt, (SCAN_STRIDE * recs.length) >> 2);
         const f64 = new Float64Array(h.bytes.buffer, outAt, (SCAN_STRIDE * recs.length) >> 3);
         const bytes = h.bytes.subarray(base, base + total);

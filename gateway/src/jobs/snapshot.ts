@@ -32,7 +32,7 @@ import { StoreReader, type RecordStore, type Selection } from '../store.ts';
 import { Finding } from '../verify/chain.ts';
 import { RecordFields, scanRecord } from '../verify/wire.ts';
 import { commitmentRoot } from '../verify/commitment.ts';
-import { Sha256Many } from '../verify/sha256x4.ts';
+import { Sha256Many } from '../../../protocol/src/sha256x4.ts';
 import type { VerificationEngine, VerificationOutcome } from '../verify/engine.ts';
 import { UNVERIFIED, type Outcome } from '../verify/task.ts';
 import type { RecordVerdict } from '../verify/summary.ts';

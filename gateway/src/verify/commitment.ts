@@ -7,7 +7,7 @@
  * the records can recompute it; here it is computed level by level with the multi-buffer hasher.
  */
 import { EMPTY_ROOT } from '../../../protocol/src/merkle.ts';
-import { Sha256Many } from './sha256x4.ts';
+import { Sha256Many } from '../../../protocol/src/sha256x4.ts';
 
 /**
  * Root over `recordHashes` (concatenated 32-byte hashes). Bottom-up pairing with the odd node

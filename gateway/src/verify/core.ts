@@ -30,10 +30,10 @@ import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
 import { Domain, concat, pae, u64be, utf8 } from '../../../protocol/src/bytes.ts';
 import { SignatureSuite, importPublicKey, nodeVerify, type Suite } from '../../../protocol/src/suites.ts';
 import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
-import { Sha256Many } from './sha256x4.ts';
+import { Sha256Many } from '../../../protocol/src/sha256x4.ts';
 import { S_VALID, statusOf, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
 import { RecordFields, sameBytes, scanMessage, scanPath, scanRecord } from './wire.ts';
-import { SCAN_STRIDE, fieldsFromScan } from './scan-kernel.ts';
+import { SCAN_STRIDE, fieldsFromScan, scanRecords, verifierHasher } from './scan-kernel.ts';
 
 const S_MALFORMED = statusOf('MALFORMED_MESSAGE');
 const S_MISSING = statusOf('MISSING_FIELD');
@@ -91,7 +91,7 @@ export class VerifierCore {
   #pae = new Uint8Array(4096);
   readonly #paeHeader = pae(Domain.record, new Uint8Array(0)).subarray(0, -8);
 
-  constructor(hasher: Sha256Many = Sha256Many.create()) {
+  constructor(hasher: Sha256Many = verifierHasher()) {
     this.hasher = hasher;
   }
 
@@ -261,7 +261,7 @@ export class VerifierCore {
       // allocated meanwhile); null without the kernel
       const top = h.mark();
       const scanAt = h.alloc(SCAN_STRIDE * (c1 - c0));
-      const scanned = h.scanRecords(offsetsAt + 4 * c0, c1 - c0, base, scanAt) ? { i32: new Int32Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 2), f64: new Float64Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 3) } : null;
+      const scanned = scanRecords(h, offsetsAt + 4 * c0, c1 - c0, base, scanAt) ? { i32: new Int32Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 2), f64: new Float64Array(h.bytes.buffer, scanAt, (SCAN_STRIDE * (c1 - c0)) >> 3) } : null;
       const r1 = readChunk(c0, c1, data, offsets, f, h, base, hashesAt, byTx, lastWin, status, sequence, sc, scanned);
       h.release(top);
       digests += r1.digests;

@@ -17,7 +17,7 @@ export { EndorsementResolver, type ResolverOptions, type ResolvedRef, type RefIn
 export { ChainTracker, Finding, FINDING_NAMES, findingInvalidates, type ChainOptions, type ChainTail } from './chain.ts';
 export { commitmentRoot } from './commitment.ts';
 export { VerifierCore } from './core.ts';
-export { Sha256Many, type HasherKind } from './sha256x4.ts';
+export { Sha256Many, type HasherKind } from '../../../protocol/src/sha256x4.ts';
 export { errorWindow, trustedWindow, windowFrom } from './windows.ts';
 export { OUTCOMES, UNVERIFIED, Flag, packRecords, outcomeOf, statusOf, type Outcome, type TaskResult, type VerifyTask, type WindowSpec } from './task.ts';
 export type { RecordVerdict, ChainCounts } from './summary.ts';

@@ -10,7 +10,8 @@
  * OK = 0 and the caller asks the JavaScript readers, which have the last word. The tests
  * compare both on generated and mutated records.
  */
-import { Code, I32, I64, uleb } from './wasm-emit.ts';
+import { Code, I32, I64, uleb } from '../../../protocol/src/wasm-emit.ts';
+import { Sha256Many, type KernelFunction } from '../../../protocol/src/sha256x4.ts';
 import type { RecordFields } from './wire.ts';
 
 /** i32 slots of one record's output (the f64 values follow at F64_AT). */
@@ -116,7 +117,7 @@ const [OFFS, COUNT, BASE, OUT, I, O, P, END, BODY, BODY_END, E1, E2, E3, N, CNT,
 const I32_LOCALS = 15;
 
 /** The `scanMany` function body (locals and code). */
-export function buildScanMany(): number[] {
+function buildScanMany(): number[] {
   const c = new Code();
   const i32 = (v: number) => c.i32(v);
   const store = (slot: number, push: () => void) => {
@@ -462,4 +463,26 @@ export function buildScanMany(): number[] {
   c.end();
   c.end(); // function
   return [...uleb(2), ...uleb(I32_LOCALS), I32, 1, I64, ...c.b];
+}
+
+/** `scanMany` as the extra function of a {@link Sha256Many} module (same memory as its arena). */
+export const SCAN_KERNEL: KernelFunction = { name: 'scanMany', params: 4, body: buildScanMany() };
+
+/** A hasher whose module also holds the record reader: what the verifier uses. */
+export function verifierHasher(): Sha256Many {
+  return Sha256Many.create({ extra: SCAN_KERNEL });
+}
+
+/**
+ * Reads `count` records with the WebAssembly record reader: record i is
+ * `memory[base + offsets[i], base + offsets[i + 1])`, the offsets being u32 at `offsetsAt` of the
+ * hasher's memory; SCAN_STRIDE bytes per record are written at `outAt`. False (nothing written)
+ * when the hasher has no reader (node:crypto path, or made without {@link SCAN_KERNEL}): the
+ * caller reads the records itself.
+ */
+export function scanRecords(h: Sha256Many, offsetsAt: number, count: number, base: number, outAt: number): boolean {
+  const scan = h.extra(SCAN_KERNEL.name);
+  if (scan === null) return false;
+  scan(offsetsAt, count, base, outAt);
+  return true;
 }

@@ -1,5 +1,5 @@
 /**
- * @module verify/sha256x4
+ * @module sha256x4
  * Many SHA-256 digests per call: a WebAssembly SIMD kernel that hashes four messages at once
  * (one per 32-bit lane of a v128), generated here as bytecode at start-up, with `node:crypto`
  * as the fallback and the reference.
@@ -11,9 +11,10 @@
  *
  * The same module also compares byte ranges in bulk (`eqMany`, sixteen bytes per instruction):
  * the verifier compares hashes, signatures and identities of every record, and one call for
- * thousands of comparisons costs less than a JS loop per comparison. And it reads records
- * (`scanMany`, generated in scan-kernel.ts): the verifier's one-pass record reader, a chunk of
- * records per call.
+ * thousands of comparisons costs less than a JS loop per comparison. A user may compile one
+ * function of its own into the same module ({@link KernelFunction}, e.g. the gateway's record
+ * reader), working on the same memory. Users: the gateway's verifier and ingest, and the sparse
+ * Merkle tree's batched updates (smt.ts).
  *
  * Model: the caller works in one linear memory (the WebAssembly memory, or a plain buffer in the
  * fallback): it writes input bytes there ({@link Sha256Many.write} / {@link Sha256Many.alloc}),
@@ -27,7 +28,6 @@
  */
 import { hash as nodeHash } from 'node:crypto';
 import { Code, I32, V128, name, section, uleb, vec } from './wasm-emit.ts';
-import { buildScanMany } from './scan-kernel.ts';
 
 // ---------------------------------------------------------------- constants
 
@@ -95,7 +95,19 @@ const S_HI = [11, 10, 9, 8, 15, 14, 13, 12, 27, 26, 25, 24, 31, 30, 29, 28];
  * +4-7%). What did not (kept out): W + K precomputed in memory with unrolled rounds, reordering
  * the t1 sum for a shorter dependency chain, and two interleaved groups of four lanes.
  */
-function buildModule(): Uint8Array {
+/**
+ * A function compiled into the kernel module after `hashMany` and `eqMany`, on the same
+ * memory: `params` i32 parameters, no result; `body` is its code entry (locals and
+ * instructions, ending with `end`) as {@link Code} writes it.
+ */
+export interface KernelFunction {
+  /** Export name (not `memory`, `hashMany` or `eqMany`). */
+  name: string;
+  params: number;
+  body: number[];
+}
+
+function buildModule(extra?: KernelFunction): Uint8Array {
   // locals: params 0..2; i32 locals; v128 locals
   const P_JOBS = 0;
   const P_COUNT = 1;
@@ -607,14 +619,23 @@ function buildModule(): Uint8Array {
 
   const body = [...vec([[...uleb(I32_LOCALS), I32], [...uleb(V128_LOCALS), V128]]), ...c.b];
   const eq = buildEqMany();
-  const scan = buildScanMany();
+  const types = [[0x60, ...vec([[I32], [I32], [I32]]), 0x00]];
+  const funcs = [[0x00], [0x00]];
+  const exports = [[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00], [...name('eqMany'), 0x00, 0x01]];
+  const code = [[...uleb(body.length), ...body], [...uleb(eq.length), ...eq]];
+  if (extra !== undefined) {
+    types.push([0x60, ...vec(Array.from({ length: extra.params }, () => [I32])), 0x00]);
+    funcs.push([0x01]);
+    exports.push([...name(extra.name), 0x00, 0x02]);
+    code.push([...uleb(extra.body.length), ...extra.body]);
+  }
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32]]), 0x00], [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0x00]])),
-    ...section(3, vec([[0x00], [0x00], [0x01]])),
+    ...section(1, vec(types)),
+    ...section(3, vec(funcs)),
     ...section(5, vec([[0x00, ...uleb(32)]])),
-    ...section(7, vec([[...name('memory'), 0x02, 0x00], [...name('hashMany'), 0x00, 0x00], [...name('eqMany'), 0x00, 0x01], [...name('scanMany'), 0x00, 0x02]])),
-    ...section(10, vec([[...uleb(body.length), ...body], [...uleb(eq.length), ...eq], [...uleb(scan.length), ...scan]])),
+    ...section(7, vec(exports)),
+    ...section(10, vec(code)),
   ]);
 }
 
@@ -762,7 +783,6 @@ function buildEqMany(): number[] {
 
 type HashManyFn = (jobs: number, count: number, scratch: number) => void;
 type EqManyFn = (pairs: number, count: number, out: number) => void;
-type ScanManyFn = (offsets: number, count: number, base: number, out: number) => void;
 
 // The few WebAssembly JS API members used here (the project's lib settings carry no DOM types).
 interface WasmMemory {
@@ -778,19 +798,24 @@ interface WasmApi {
 }
 const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
-let compiled: WasmModule | null | undefined;
+// per extra function (by object: each user defines its own once), '' for none
+const compiled = new Map<KernelFunction | '', WasmModule | null>();
 
-/** Compiles the kernel once per thread; null when this runtime lacks WebAssembly SIMD. */
-function kernelModule(): WasmModule | null {
-  if (compiled !== undefined) return compiled;
+/** Compiles the kernel once per thread (and extra function); null when this runtime lacks WebAssembly SIMD. */
+function kernelModule(extra?: KernelFunction): WasmModule | null {
+  const key = extra ?? '';
+  const known = compiled.get(key);
+  if (known !== undefined) return known;
+  let mod: WasmModule | null;
   try {
     if (!WA) throw new Error('no WebAssembly');
-    compiled = new WA.Module(buildModule());
+    mod = new WA.Module(buildModule(extra));
   } catch {
     // no WebAssembly, or no SIMD / bulk memory: the node:crypto path does the same work
-    compiled = null;
+    mod = null;
   }
-  return compiled;
+  compiled.set(key, mod);
+  return mod;
 }
 
 /** Which implementation a hasher uses. */
@@ -799,6 +824,8 @@ export type HasherKind = 'wasm-simd' | 'node-crypto';
 export interface Sha256ManyOptions {
   /** Force an implementation (tests, benchmarks); default: the kernel when it works. */
   kind?: HasherKind;
+  /** A function of the caller's to compile into the module (see {@link Sha256Many.extra}). */
+  extra?: KernelFunction;
 }
 
 /**
@@ -819,7 +846,7 @@ export class Sha256Many {
   #view: Uint8Array;
   #hashMany: HashManyFn | null;
   #eqMany: EqManyFn | null;
-  #scanMany: ScanManyFn | null = null;
+  #extra: { name: string; fn: (...args: number[]) => void } | null = null;
   #pairs = new Int32Array(3 * 1024);
   #pairCount = 0;
   /** First arena byte (after the lane scratch areas). */
@@ -849,12 +876,12 @@ export class Sha256Many {
   /** A hasher using the SIMD kernel when this runtime has it, node:crypto otherwise. */
   static create(opts: Sha256ManyOptions = {}): Sha256Many {
     if (opts.kind !== 'node-crypto') {
-      const mod = kernelModule();
+      const mod = kernelModule(opts.extra);
       if (mod) {
         const instance = new (WA as WasmApi).Instance(mod, {});
         const memory = instance.exports.memory as WasmMemory;
         const h = new Sha256Many('wasm-simd', memory, instance.exports.hashMany as HashManyFn, instance.exports.eqMany as EqManyFn);
-        h.#scanMany = instance.exports.scanMany as ScanManyFn;
+        if (opts.extra !== undefined) h.#extra = { name: opts.extra.name, fn: instance.exports[opts.extra.name] as (...args: number[]) => void };
         if (h.#selfTest()) return h;
       }
       if (opts.kind === 'wasm-simd') throw new Error('the WebAssembly SIMD SHA-256 kernel is not available here');
@@ -926,15 +953,11 @@ export class Sha256Many {
   }
 
   /**
-   * Reads `count` records with the WebAssembly record scanner (scan-kernel.ts): record i is
-   * `memory[base + offsets[i], base + offsets[i + 1])`, the offsets being u32 at `offsetsAt`;
-   * SCAN_STRIDE bytes per record are written at `outAt`. False (nothing written) without the
-   * kernel: the caller reads the records itself.
+   * The extra function `name` compiled into this hasher's module ({@link Sha256ManyOptions.extra}),
+   * working on {@link bytes}; null on the node:crypto path or when the module has no such function.
    */
-  scanRecords(offsetsAt: number, count: number, base: number, outAt: number): boolean {
-    if (this.#scanMany === null) return false;
-    this.#scanMany(offsetsAt, count, base, outAt);
-    return true;
+  extra(name: string): ((...args: number[]) => void) | null {
+    return this.#extra?.name === name ? this.#extra.fn : null;
   }
 
   /** The arena's top now: {@link release} with it frees what is allocated after (scratch space of one step). */

@@ -1,7 +1,7 @@
 /**
- * @module verify/wasm-emit
+ * @module wasm-emit
  * A tiny WebAssembly bytecode writer for the kernels generated at start-up (sha256x4.ts, the
- * record scanner in scan-kernel.ts): LEB128 integers, sections, and an instruction list with
+ * gateway's record scanner in gateway/src/verify/scan-kernel.ts): LEB128 integers, sections, and an instruction list with
  * the few opcodes they use.
  */
 
