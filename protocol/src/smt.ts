@@ -42,6 +42,7 @@ import { hash as oneShot } from 'node:crypto';
 import type { LatestProof } from '../../proto/gen/divs/v1/common.ts';
 import { equalBytes } from './bytes.ts';
 import { fail } from './errors.ts';
+import { Sha256Many } from './sha256x4.ts';
 
 export type { LatestProof };
 
@@ -178,6 +179,10 @@ class LeafNode implements SmtLeaf {
     this.#hash ??= smtLeafHash(this.key, this.value);
     return this.#hash;
   }
+  /** Sets the hash a batch computed (see {@link hashPending}). */
+  settle(hash: Uint8Array): void {
+    this.#hash = hash;
+  }
 }
 
 class BranchNode implements SmtBranch {
@@ -194,6 +199,65 @@ class BranchNode implements SmtBranch {
     this.#hash ??= smtNodeHash(this.left?.hash ?? SMT_EMPTY, this.right?.hash ?? SMT_EMPTY);
     return this.#hash;
   }
+  /** Sets the hash a batch computed (see {@link hashPending}). */
+  settle(hash: Uint8Array): void {
+    this.#hash = hash;
+  }
+}
+
+/** A node an update made whose hash is not computed yet, and the reference its parent holds. */
+interface Pending {
+  depth: number;
+  node: LeafNode | BranchNode;
+  ref: SmtRef;
+}
+
+// One hasher per thread for the batches of tree updates (its arena is reset per level).
+let batchHasher: Sha256Many | undefined;
+
+/**
+ * Hashes the new nodes of an update, deepest first, one kernel call per depth (a node's
+ * children are deeper, so they are done before it): with node:crypto each 65-byte digest is a
+ * ~1 µs native call that allocates its output off-heap, and an update makes ~log2(n) new
+ * nodes per key. Sets each node's hash and its reference's.
+ */
+function hashPending(pending: Pending[]): void {
+  if (pending.length === 0) return;
+  const h = (batchHasher ??= Sha256Many.create());
+  let maxDepth = 0;
+  for (const p of pending) if (p.depth > maxDepth) maxDepth = p.depth;
+  const byDepth: Pending[][] = Array.from({ length: maxDepth + 1 }, () => []);
+  for (const p of pending) (byDepth[p.depth] as Pending[]).push(p);
+  for (let d = maxDepth; d >= 0; d--) {
+    const level = byDepth[d] as Pending[];
+    if (level.length === 0) continue;
+    h.reset();
+    // inputs (64 bytes each) then outputs (32 each); the view is read after the allocation
+    const inAt = h.alloc(64 * level.length);
+    const outAt = h.alloc(32 * level.length);
+    const mem = h.bytes;
+    for (let i = 0; i < level.length; i++) {
+      const { node } = level[i] as Pending;
+      const at = inAt + 64 * i;
+      if (node instanceof LeafNode) {
+        mem.set(node.key, at);
+        mem.set(node.value, at + 32);
+        h.jobInto(outAt + 32 * i, 0x02, at, 64);
+      } else {
+        mem.set(node.left?.hash ?? SMT_EMPTY, at);
+        mem.set(node.right?.hash ?? SMT_EMPTY, at + 32);
+        h.jobInto(outAt + 32 * i, 0x03, at, 64);
+      }
+    }
+    h.run();
+    for (let i = 0; i < level.length; i++) {
+      const p = level[i] as Pending;
+      const digest = h.digest(outAt + 32 * i);
+      p.node.settle(digest);
+      p.ref.hash = digest;
+    }
+  }
+  h.reset();
 }
 
 /** A leaf node (hash computed). */
@@ -635,9 +699,14 @@ export class SparseMerkleTree {
     const nodes: SmtStoredNode[] = [];
     const replaced: SmtLeaf[] = [];
     const linkDepth = this.#linkDepth;
-    const write = (path: SmtPath, depth: number, node: SmtNode): SmtRef => {
+    // new nodes are hashed after the walk, in batches (hashPending): until then their
+    // references hold a placeholder nobody reads
+    const pending: Pending[] = [];
+    const write = (path: SmtPath, depth: number, node: LeafNode | BranchNode): SmtRef => {
       nodes.push({ version, path, node });
-      return { version, hash: node.hash, node: depth < linkDepth ? node : undefined };
+      const ref: SmtRef = { version, hash: SMT_EMPTY, node: depth < linkDepth ? node : undefined };
+      pending.push({ depth, node, ref });
+      return ref;
     };
     // First index in [lo, hi) whose bit `depth` is 1 (entries are sorted and share the prefix).
     const split = (list: readonly Entry[], lo: number, hi: number, depth: number): number => {
@@ -653,11 +722,11 @@ export class SparseMerkleTree {
     // A new subtree over list[lo, hi) (≥ 1 entry) rooted at `depth`.
     const fresh = (list: readonly Entry[], lo: number, hi: number, depth: number): SmtRef => {
       const first = list[lo] as Entry;
-      if (hi - lo === 1) return write(smtPath(first.key, depth), depth, smtLeaf(first.key, first.value, first.aux));
+      if (hi - lo === 1) return write(smtPath(first.key, depth), depth, new LeafNode(first.key, first.value, first.aux));
       const mid = split(list, lo, hi, depth);
       const left = mid > lo ? fresh(list, lo, mid, depth + 1) : null;
       const right = mid < hi ? fresh(list, mid, hi, depth + 1) : null;
-      return write(smtPath(first.key, depth), depth, smtBranch(left, right));
+      return write(smtPath(first.key, depth), depth, new BranchNode(left, right));
     };
     // Applies list[lo, hi) to the existing subtree `ref` at `depth`.
     const update = (ref: SmtRef | null, lo: number, hi: number, depth: number): SmtRef | null => {
@@ -670,12 +739,12 @@ export class SparseMerkleTree {
         const mid = split(sorted, lo, hi, depth);
         const left = update(node.left, lo, mid, depth + 1);
         const right = update(node.right, mid, hi, depth + 1);
-        return write(path, depth, smtBranch(left, right));
+        return write(path, depth, new BranchNode(left, right));
       }
       // A lone leaf: rebuild this subtree from the updates plus the old leaf (unless replaced).
       if (hi - lo === 1 && sameHash(first.key, node.key)) {
         replaced.push(node);
-        return write(path, depth, smtLeaf(first.key, first.value, first.aux));
+        return write(path, depth, new LeafNode(first.key, first.value, first.aux));
       }
       let at = lo;
       while (at < hi && compareKeys((sorted[at] as Entry).key, node.key) < 0) at++;
@@ -689,6 +758,7 @@ export class SparseMerkleTree {
       return fresh(merged, 0, merged.length, depth);
     };
     const root = update(this.#root, 0, sorted.length, 0);
+    hashPending(pending);
     return { version, root, nodes, replaced };
   }
 

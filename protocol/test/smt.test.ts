@@ -230,6 +230,22 @@ describe('sparse Merkle tree', () => {
     expect(() => t2.lookup(key(1))).toThrow(expect.objectContaining({ code: 'LEDGER_TAMPERED' }));
   });
 
+  it('[FW-BC] a staged batch hashes its new nodes level by level: each node and each reference to it carry the hash of its content', () => {
+    const tree = new SparseMerkleTree(new MemorySmtStore(), null, { link: true });
+    for (let v = 1; v <= 4; v++) {
+      // 300 keys per batch: several dozen nodes per depth, leaves and branches at every depth
+      const batch = tree.stage(Array.from({ length: 300 }, (_, i) => [key(v * 1000 + i), val(i)] as const), v);
+      for (const { node } of batch.nodes) {
+        const expected = node.kind === 'leaf' ? smtLeaf(node.key, node.value).hash : smtBranch(node.left, node.right).hash;
+        expect(hex(node.hash)).toBe(hex(expected));
+        if (node.kind === 'branch') for (const ref of [node.left, node.right]) if (ref?.node) expect(hex(ref.hash)).toBe(hex(ref.node.hash));
+      }
+      expect(hex(batch.root?.hash as Uint8Array)).toBe(hex((batch.root?.node as { hash: Uint8Array }).hash));
+      tree.apply(batch);
+    }
+    expect(tree.rootHash.length).toBe(32);
+  });
+
   it('[FW-BC] staging touches nothing; overlays stack batches; versions must increase', () => {
     const store = new MemorySmtStore();
     const tree = new SparseMerkleTree(store);
