@@ -146,50 +146,31 @@ function buildModule(extra?: KernelFunction): Uint8Array {
   const c = new Code();
   // CK += 16, back to the top of the chunk loop; closes that loop and its exit block
   const nextChunk = () => {
-    c.get(CK);
-    c.i32(16);
-    c.op(I32_ADD);
-    c.set(CK);
+    c.addTo(CK, 16);
     c.br(0);
     c.end();
     c.end();
   };
 
+  // dst = the lanes `pattern` picks from a and b
+  const shuffleInto = (a: number, b: number, pattern: number[], dst: number) => {
+    c.get(a);
+    c.get(b);
+    c.shuffle(pattern);
+    c.set(dst);
+  };
   // transpose R[0..3] (rows) into out[0..3] (columns, byte-swapped)
   const transpose = (out: number[]) => {
+    const [r0, r1, r2, r3] = R as [number, number, number, number];
     // first step into T1, T2 and (overwriting rows already consumed) R[0], R[1]
-    c.get(R[0] as number);
-    c.get(R[1] as number);
-    c.shuffle(T_LO);
-    c.set(T1);
-    c.get(R[0] as number);
-    c.get(R[1] as number);
-    c.shuffle(T_HI);
-    c.set(T2);
-    c.get(R[2] as number);
-    c.get(R[3] as number);
-    c.shuffle(T_LO);
-    c.set(R[0] as number); // t2
-    c.get(R[2] as number);
-    c.get(R[3] as number);
-    c.shuffle(T_HI);
-    c.set(R[1] as number); // t3
-    c.get(T1);
-    c.get(R[0] as number);
-    c.shuffle(S_LO);
-    c.set(out[0] as number);
-    c.get(T1);
-    c.get(R[0] as number);
-    c.shuffle(S_HI);
-    c.set(out[1] as number);
-    c.get(T2);
-    c.get(R[1] as number);
-    c.shuffle(S_LO);
-    c.set(out[2] as number);
-    c.get(T2);
-    c.get(R[1] as number);
-    c.shuffle(S_HI);
-    c.set(out[3] as number);
+    shuffleInto(r0, r1, T_LO, T1);
+    shuffleInto(r0, r1, T_HI, T2);
+    shuffleInto(r2, r3, T_LO, r0); // t2
+    shuffleInto(r2, r3, T_HI, r1); // t3
+    shuffleInto(T1, r0, S_LO, out[0] as number);
+    shuffleInto(T1, r0, S_HI, out[1] as number);
+    shuffleInto(T2, r1, S_LO, out[2] as number);
+    shuffleInto(T2, r1, S_HI, out[3] as number);
   };
 
   const rotr = (x: number, k: number) => {
@@ -300,14 +281,8 @@ function buildModule(extra?: KernelFunction): Uint8Array {
     c.get(PTR);
     c.get(PFX);
     c.store8(0);
-    c.get(PTR);
-    c.i32(1);
-    c.op(I32_ADD);
-    c.set(PTR);
-    c.get(TOTAL);
-    c.i32(1);
-    c.op(I32_ADD);
-    c.set(TOTAL);
+    c.addTo(PTR, 1);
+    c.addTo(TOTAL, 1);
     c.end();
     // the message parts, sixteen bytes at a time: memory.copy of a variable length is a call
     // out of the kernel per part, which cost as much as a compression block. A part's last
@@ -325,10 +300,7 @@ function buildModule(extra?: KernelFunction): Uint8Array {
     c.get(PTR);
     c.i32(0x80);
     c.store8(0);
-    c.get(PTR);
-    c.i32(1);
-    c.op(I32_ADD);
-    c.set(PTR);
+    c.addTo(PTR, 1);
     // nb = (total + 9 + 63) >> 6 ; end = lb + nb * 64
     c.get(TOTAL);
     c.i32(72);
@@ -578,10 +550,7 @@ function buildModule(extra?: KernelFunction): Uint8Array {
     c.simd(V_BITSELECT);
     c.set(ST[i] as number);
   }
-  c.get(BLK);
-  c.i32(1);
-  c.op(I32_ADD);
-  c.set(BLK);
+  c.addTo(BLK, 1);
   c.br(0); // br loop
   c.end();
   c.end();
@@ -608,10 +577,7 @@ function buildModule(extra?: KernelFunction): Uint8Array {
     }
   }
 
-  c.get(G);
-  c.i32(4);
-  c.op(I32_ADD);
-  c.set(G);
+  c.addTo(G, 4);
   c.br(0);
   c.end();
   c.end();
@@ -648,6 +614,12 @@ function buildEqMany(): number[] {
   // params 0..2 (pairs, count, out); i32 locals: i, a, b, len, k, eq
   const [P_PAIRS, P_COUNT, P_OUT, I, A, B, LEN, K, EQ] = [0, 1, 2, 3, 4, 5, 6, 7, 8] as const;
   const c = new Code();
+  // eq = 0 for this pair, then (with a depth) out to $done
+  const differ = (toDone?: number) => {
+    c.i32(0);
+    c.set(EQ);
+    if (toDone !== undefined) c.br(toDone);
+  };
   c.i32(0);
   c.set(I);
   c.block(); // $exit
@@ -695,14 +667,9 @@ function buildEqMany(): number[] {
   c.simd(0x63); // i8x16.all_true
   c.op(0x45); // i32.eqz
   c.if(); // if not all equal
-  c.i32(0);
-  c.set(EQ);
-  c.br(3); // -> $done (if, $chunks, $tail, $done)
+  differ(3); // -> $done (if, $chunks, $tail, $done)
   c.end();
-  c.get(K);
-  c.i32(16);
-  c.op(I32_ADD);
-  c.set(K);
+  c.addTo(K, 16);
   c.br(0); // -> $chunks
   c.end(); // $chunks
   c.end(); // $tail
@@ -732,8 +699,7 @@ function buildEqMany(): number[] {
   c.simd(0x63); // i8x16.all_true
   c.op(0x45); // i32.eqz
   c.if();
-  c.i32(0);
-  c.set(EQ);
+  differ();
   c.end();
   c.br(1); // -> $done (if, $done)
   c.end();
@@ -752,14 +718,9 @@ function buildEqMany(): number[] {
   c.op(0x2d, 0, 0);
   c.op(0x47); // i32.ne
   c.if();
-  c.i32(0);
-  c.set(EQ);
-  c.br(2); // -> $done (if, $bytes, $done)
+  differ(2); // -> $done (if, $bytes, $done)
   c.end();
-  c.get(K);
-  c.i32(1);
-  c.op(I32_ADD);
-  c.set(K);
+  c.addTo(K, 1);
   c.br(0);
   c.end(); // $bytes
   c.end(); // $done
@@ -768,10 +729,7 @@ function buildEqMany(): number[] {
   c.op(I32_ADD);
   c.get(EQ);
   c.store8(0);
-  c.get(I);
-  c.i32(1);
-  c.op(I32_ADD);
-  c.set(I);
+  c.addTo(I, 1);
   c.br(0); // -> $pairs
   c.end(); // $pairs
   c.end(); // $exit

@@ -82,6 +82,13 @@ export class Code {
   tee(i: number): void {
     this.b.push(0x22, ...uleb(i));
   }
+  /** `local += v` (i32). */
+  addTo(local: number, v: number): void {
+    this.get(local);
+    this.i32(v);
+    this.op(0x6a); // i32.add
+    this.set(local);
+  }
   i32(v: number): void {
     this.b.push(0x41, ...sleb(v | 0));
   }
