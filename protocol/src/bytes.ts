@@ -73,13 +73,40 @@ const MAGIC = utf8('DIVSv1');
  * object can never be replayed as another.
  */
 export function pae(type: string, payload: Uint8Array): Uint8Array {
+  const head = paeHead(type);
+  // one allocation, no BigInt: every endorsement a node validates goes through here
+  const out = new Uint8Array(head.length + 8 + payload.length);
+  out.set(head, 0);
+  const n = payload.length;
+  const at = head.length;
+  // u64be(n), n < 2^53: the high word, then the low one
+  const hi = Math.floor(n / 2 ** 32);
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = n >>> 24;
+  out[at + 5] = (n >>> 16) & 0xff;
+  out[at + 6] = (n >>> 8) & 0xff;
+  out[at + 7] = n & 0xff;
+  out.set(payload, at + 8);
+  return out;
+}
+
+// `"DIVSv1" || u16be(len(type)) || type` per type name: a handful of domains, each encoded once
+const paeHeads = new Map<string, Uint8Array>();
+
+function paeHead(type: string): Uint8Array {
+  const known = paeHeads.get(type);
+  if (known !== undefined) return known;
   // a lone surrogate would encode as U+FFFD and collide with another type name
   if (typeof type !== 'string' || !type.isWellFormed()) fail('INVALID_ARGUMENT', 'pae: type must be well-formed text');
   const t = utf8(type);
   if (t.length === 0 || t.length > 0xffff) fail('INVALID_ARGUMENT', 'pae: bad type');
-  const len = new Uint8Array(2);
-  new DataView(len.buffer).setUint16(0, t.length);
-  return concat(MAGIC, len, t, u64be(payload.length), payload);
+  const head = concat(MAGIC, Uint8Array.of(t.length >> 8, t.length & 0xff), t);
+  // only the fixed domains are hot; a caller's ad-hoc names are not kept without bound
+  if (paeHeads.size < 64) paeHeads.set(type, head);
+  return head;
 }
 
 /** Signature domains: one per signed object type. */

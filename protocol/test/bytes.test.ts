@@ -62,11 +62,16 @@ describe('pae', () => {
   it('[END-3] the layout is "DIVSv1" || u16be(len type) || type || u64be(len payload) || payload', () => {
     expect(toHexStr(pae('t', new Uint8Array([0xaa, 0xbb])))).toBe('444956537631' + '0001' + '74' + '0000000000000002' + 'aabb');
     expect(toHexStr(pae('t', new Uint8Array(0)))).toBe('444956537631000174' + '0000000000000000');
+    // a length past 16 bits, and the same type twice (its head is then reused)
+    for (let i = 0; i < 2; i++) expect(toHexStr(pae('t', new Uint8Array(70_000)).subarray(0, 17))).toBe('444956537631000174' + '0000000000011170');
   });
 
   it('[END-3] an empty or over-long type is INVALID_ARGUMENT', () => {
     expectCode(() => pae('', new Uint8Array(1)), 'INVALID_ARGUMENT');
     expectCode(() => pae('x'.repeat(0x10000), new Uint8Array(1)), 'INVALID_ARGUMENT');
+    // a lone surrogate would encode as U+FFFD, like another type name
+    expectCode(() => pae('divs/\uD800', new Uint8Array(1)), 'INVALID_ARGUMENT');
+    expectCode(() => pae(7 as unknown as string, new Uint8Array(1)), 'INVALID_ARGUMENT');
     expect(pae('x'.repeat(0xffff), new Uint8Array(0)).length).toBe(6 + 2 + 0xffff + 8);
   });
 
