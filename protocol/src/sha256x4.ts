@@ -84,18 +84,6 @@ const S_LO = [3, 2, 1, 0, 7, 6, 5, 4, 19, 18, 17, 16, 23, 22, 21, 20];
 const S_HI = [11, 10, 9, 8, 15, 14, 13, 12, 27, 26, 25, 24, 31, 30, 29, 28];
 
 /**
- * Emits `hashMany(jobs, count, scratch)`: for each group of four jobs, pads each message into
- * its lane's scratch area, runs the SHA-256 compression over all lanes at once (lanes with
- * fewer blocks are masked off), and stores each digest at its job's `dst`.
- *
- * Measured on the gateway's 2-core x86-64 machines (V8 emits AVX for it): the kernel is bound
- * by vector instruction throughput, ~1,000 instructions per lane-block. What paid: no calls out
- * of the kernel per job (16-byte copy loops instead of memory.copy/memory.fill, +13% on
- * 209-byte messages) and rounds as a loop of eight (a smaller body than 64 unrolled rounds,
- * +4-7%). What did not (kept out): W + K precomputed in memory with unrolled rounds, reordering
- * the t1 sum for a shorter dependency chain, and two interleaved groups of four lanes.
- */
-/**
  * A function compiled into the kernel module after `hashMany` and `eqMany`, on the same
  * memory: `params` i32 parameters, no result; `body` is its code entry (locals and
  * instructions, ending with `end`) as {@link Code} writes it.
@@ -107,6 +95,18 @@ export interface KernelFunction {
   body: number[];
 }
 
+/**
+ * Emits `hashMany(jobs, count, scratch)`: for each group of four jobs, pads each message into
+ * its lane's scratch area, runs the SHA-256 compression over all lanes at once (lanes with
+ * fewer blocks are masked off), and stores each digest at its job's `dst`.
+ *
+ * Measured on the gateway's 2-core x86-64 machines (V8 emits AVX for it): the kernel is bound
+ * by vector instruction throughput, ~1,000 instructions per lane-block. What paid: no calls out
+ * of the kernel per job (16-byte copy loops instead of memory.copy/memory.fill, +13% on
+ * 209-byte messages) and rounds as a loop of eight (a smaller body than 64 unrolled rounds,
+ * +4-7%). What did not (kept out): W + K precomputed in memory with unrolled rounds, reordering
+ * the t1 sum for a shorter dependency chain, and two interleaved groups of four lanes.
+ */
 function buildModule(extra?: KernelFunction): Uint8Array {
   // locals: params 0..2; i32 locals; v128 locals
   const P_JOBS = 0;
