@@ -55,6 +55,20 @@ export function u64be(n: number | bigint): Uint8Array {
   return out;
 }
 
+/** Writes `v` (a non-negative safe integer) as 8 big-endian bytes at `out[at]`, without BigInt. */
+export function writeU64be(out: Uint8Array, at: number, v: number): void {
+  const hi = Math.floor(v / 2 ** 32);
+  const lo = v >>> 0;
+  out[at] = hi >>> 24;
+  out[at + 1] = (hi >>> 16) & 0xff;
+  out[at + 2] = (hi >>> 8) & 0xff;
+  out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24;
+  out[at + 5] = (lo >>> 16) & 0xff;
+  out[at + 6] = (lo >>> 8) & 0xff;
+  out[at + 7] = lo & 0xff;
+}
+
 /** Checks that a value is a Uint8Array of an expected length, with a labelled coded error. */
 export function abytes(value: unknown, label: string, ...lengths: number[]): Uint8Array {
   if (!(value instanceof Uint8Array)) fail('INVALID_ARGUMENT', `${label}: expected bytes`);
@@ -77,19 +91,8 @@ export function pae(type: string, payload: Uint8Array): Uint8Array {
   // one allocation, no BigInt: every endorsement a node validates goes through here
   const out = new Uint8Array(head.length + 8 + payload.length);
   out.set(head, 0);
-  const n = payload.length;
-  const at = head.length;
-  // u64be(n), n < 2^53: the high word, then the low one
-  const hi = Math.floor(n / 2 ** 32);
-  out[at] = hi >>> 24;
-  out[at + 1] = (hi >>> 16) & 0xff;
-  out[at + 2] = (hi >>> 8) & 0xff;
-  out[at + 3] = hi & 0xff;
-  out[at + 4] = n >>> 24;
-  out[at + 5] = (n >>> 16) & 0xff;
-  out[at + 6] = (n >>> 8) & 0xff;
-  out[at + 7] = n & 0xff;
-  out.set(payload, at + 8);
+  writeU64be(out, head.length, payload.length);
+  out.set(payload, head.length + 8);
   return out;
 }
 

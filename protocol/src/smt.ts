@@ -40,7 +40,7 @@
  */
 import { hash as oneShot } from 'node:crypto';
 import type { LatestProof } from '../../proto/gen/divs/v1/common.ts';
-import { equalBytes } from './bytes.ts';
+import { equalBytes, writeU64be } from './bytes.ts';
 import { fail } from './errors.ts';
 import { Sha256Many } from './sha256x4.ts';
 
@@ -296,7 +296,7 @@ function writeNode(out: Uint8Array, o: number, node: SmtNode): number {
       out[o + 1 + i] = key[i] as number;
       out[o + 33 + i] = value[i] as number;
     }
-    writeU64(out, o + 65, node.aux);
+    writeU64be(out, o + 65, node.aux);
     return o + 73;
   }
   out[o] = 0x03;
@@ -305,19 +305,6 @@ function writeNode(out: Uint8Array, o: number, node: SmtNode): number {
   if (node.left) p = writeRef(out, p, node.left);
   if (node.right) p = writeRef(out, p, node.right);
   return p;
-}
-
-function writeU64(out: Uint8Array, o: number, v: number): void {
-  const hi = Math.floor(v / 2 ** 32);
-  const lo = v >>> 0;
-  out[o] = hi >>> 24;
-  out[o + 1] = (hi >>> 16) & 0xff;
-  out[o + 2] = (hi >>> 8) & 0xff;
-  out[o + 3] = hi & 0xff;
-  out[o + 4] = lo >>> 24;
-  out[o + 5] = (lo >>> 16) & 0xff;
-  out[o + 6] = (lo >>> 8) & 0xff;
-  out[o + 7] = lo & 0xff;
 }
 
 function readU64(b: Uint8Array, o: number): number {
@@ -329,7 +316,7 @@ function readU64(b: Uint8Array, o: number): number {
 }
 
 function writeRef(out: Uint8Array, o: number, ref: SmtRef): number {
-  writeU64(out, o, ref.version);
+  writeU64be(out, o, ref.version);
   // a byte loop beats TypedArray#set for 32 bytes
   const h = ref.hash;
   for (let i = 0; i < 32; i++) out[o + 8 + i] = h[i] as number;
