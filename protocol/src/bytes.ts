@@ -99,7 +99,11 @@ export function pae(type: string, payload: Uint8Array): Uint8Array {
 // `"DIVSv1" || u16be(len(type)) || type` per type name: a handful of domains, each encoded once
 const paeHeads = new Map<string, Uint8Array>();
 
-function paeHead(type: string): Uint8Array {
+/**
+ * The part of {@link pae} before the payload length: `"DIVSv1" || u16be(len(type)) || type`
+ * (shared, do not modify) — for a caller that builds PAE encodings in a buffer of its own.
+ */
+export function paeHead(type: string): Uint8Array {
   const known = paeHeads.get(type);
   if (known !== undefined) return known;
   // a lone surrogate would encode as U+FFFD and collide with another type name

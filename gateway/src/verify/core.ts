@@ -27,7 +27,7 @@
  */
 import { verify as osslVerify, type KeyObject } from 'node:crypto';
 import { UeIdentity } from '../../../proto/gen/divs/v1/common.ts';
-import { Domain, concat, pae, u64be, utf8 } from '../../../protocol/src/bytes.ts';
+import { Domain, concat, pae, paeHead, u64be, utf8, writeU64be } from '../../../protocol/src/bytes.ts';
 import { SignatureSuite, importPublicKey, nodeVerify, type Suite } from '../../../protocol/src/suites.ts';
 import { ChainTracker, Finding, findingInvalidates } from './chain.ts';
 import { Sha256Many } from '../../../protocol/src/sha256x4.ts';
@@ -89,7 +89,7 @@ export class VerifierCore {
   readonly #f = new RecordFields();
 
   #pae = new Uint8Array(4096);
-  readonly #paeHeader = pae(Domain.record, new Uint8Array(0)).subarray(0, -8);
+  readonly #paeHeader = paeHead(Domain.record);
 
   constructor(hasher: Sha256Many = verifierHasher()) {
     this.hasher = hasher;
@@ -102,17 +102,8 @@ export class VerifierCore {
     if (this.#pae.length < total) this.#pae = new Uint8Array(Math.max(total, this.#pae.length * 2));
     const b = this.#pae;
     b.set(head, 0);
-    // u64be(len): bodies are far below 2^32 bytes
-    let p = head.length;
-    b[p++] = 0;
-    b[p++] = 0;
-    b[p++] = 0;
-    b[p++] = 0;
-    b[p++] = (len >>> 24) & 0xff;
-    b[p++] = (len >>> 16) & 0xff;
-    b[p++] = (len >>> 8) & 0xff;
-    b[p++] = len & 0xff;
-    b.set(data.subarray(off, off + len), p);
+    writeU64be(b, head.length, len);
+    b.set(data.subarray(off, off + len), head.length + 8);
     return b.subarray(0, total);
   }
 
